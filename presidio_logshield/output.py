@@ -1,0 +1,114 @@
+"""The format step: redacted snapshots become one JSON object per line.
+
+Every line has the same top-level shape — ``timestamp`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
+``service``, ``host``, ``pid``, ``thread``, the ``log_context`` fields, the ``extra`` fields, ``exception``,
+``stack_info`` and a ``redaction`` summary (entity counts and rule ids, never values). Base fields win over an
+``extra`` of the same name, which is kept as ``extra_<name>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from .record import RecordSnapshot
+
+__all__ = [
+    "BASE_FIELDS",
+    "encode",
+    "encode_lines",
+    "failed_closed_document",
+    "redact_documents",
+    "redaction_inputs",
+    "rfc3339",
+]
+
+BASE_FIELDS = ("timestamp", "level", "logger", "message", "service", "host", "pid", "thread")
+_PARTS = 5  # values per snapshot handed to the redactor: message, extra, context, exception, stack_info
+
+
+def rfc3339(created: float) -> str:
+    return datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="microseconds").replace(
+        "+00:00", "Z")
+
+
+def _base(snap: RecordSnapshot, service: str, host: str, message: Any) -> dict[str, Any]:
+    return {
+        "timestamp": rfc3339(snap.created),
+        "level": snap.levelname,
+        "logger": snap.name,
+        "message": message,
+        "service": service,
+        "host": host,
+        "pid": snap.process,
+        "thread": snap.thread_name,
+    }
+
+
+def _merge(doc: dict[str, Any], fields: Any) -> None:
+    if not isinstance(fields, dict):
+        return
+    for key, value in fields.items():
+        key = str(key)
+        doc[f"extra_{key}" if key in doc else key] = value
+
+
+def redaction_inputs(snaps: Sequence[RecordSnapshot]) -> list[Any]:
+    """The values of each snapshot that may carry personal data, flattened for one batched redaction."""
+    values: list[Any] = []
+    for snap in snaps:
+        exc = snap.exception
+        values.extend((
+            snap.message,
+            dict(snap.extra),
+            dict(snap.context),
+            None if exc is None else {"type": exc.type, "message": exc.message, "traceback": exc.traceback},
+            snap.stack_info,
+        ))
+    return values
+
+
+def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[Any, Any]],
+                     service: str, host: str) -> list[dict[str, Any]]:
+    """Assemble documents from snapshots and the redactor's results for :func:`redaction_inputs`."""
+    docs = []
+    for index, snap in enumerate(snaps):
+        parts = redacted[index * _PARTS:(index + 1) * _PARTS]
+        (message, msg_sum), (extra, extra_sum), (context, ctx_sum), (exc, exc_sum), (stack, stack_sum) = parts
+        summary = msg_sum
+        for other in (extra_sum, ctx_sum, exc_sum, stack_sum):
+            summary.merge(other)
+        if isinstance(message, dict):  # a dict message: its keys become fields, like python-json-logger
+            doc = _base(snap, service, host, "")
+            _merge(doc, message)
+        else:
+            doc = _base(snap, service, host, message)
+        _merge(doc, context)
+        _merge(doc, extra)
+        if exc is not None:
+            doc["exception"] = exc
+        if stack is not None:
+            doc["stack_info"] = stack
+        if summary:
+            doc["redaction"] = summary.as_dict()
+        docs.append(doc)
+    return docs
+
+
+def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error: BaseException | str
+                           ) -> dict[str, Any]:
+    """A record whose redaction failed: metadata only, no text that came from the application."""
+    name = error if isinstance(error, str) else type(error).__name__
+    doc = _base(snap, service, host, f"<logshield: redaction failed ({name}); record content withheld>")
+    doc["redaction"] = {"error": name, "withheld": True}
+    return doc
+
+
+def encode(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def encode_lines(docs: Iterable[dict[str, Any]]) -> str:
+    return "".join(encode(doc) + "\n" for doc in docs)

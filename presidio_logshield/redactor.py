@@ -1,0 +1,250 @@
+"""Redactor: texts and JSON-like values in, redacted copies and counts of what was found out.
+
+A batch is handled in three steps: every string of every value is collected and de-duplicated; the
+strings that could contain anything (one pre-filter regex) and are not in the LRU cache go through
+detection once — spaCy ``nlp.pipe`` over the lot, then Presidio's recognizers per text with the
+precomputed artifacts; the values are rebuilt with the operators applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from presidio_analyzer import AnalyzerEngine
+
+from .config import RedactionConfig
+from .detection import DetectionEngine, Finding
+from .operators import Operators, apply_findings
+
+__all__ = ["RedactionSummary", "Redactor"]
+
+#: Strings longer than this are detected every time (not cached).
+CACHE_MAX_TEXT = 2048
+CACHE_SIZE = 4096
+#: Containers nested deeper than this are written as text (and that text is redacted).
+MAX_DEPTH = 32
+
+_PHONE_KEY = re.compile(r"phone|tel(?!l)|mobile|cell(?!s)|fax|msisdn|whatsapp|sms")
+_SSN_KEY = re.compile(r"ssn|socialsecurity|taxid|^tin$|nationalid")
+_KEY_SPLIT = re.compile(r"[^a-z0-9]+")
+
+for _name in ("presidio-analyzer", "presidio-anonymizer", "decision_process"):
+    # Presidio's loggers may carry raw text; they must not reach an application's root handlers through us.
+    _presidio_logger = logging.getLogger(_name)
+    if _presidio_logger.level == logging.NOTSET:
+        _presidio_logger.setLevel(logging.ERROR)
+
+
+@dataclass
+class RedactionSummary:
+    """What was redacted, as counts only — never a value."""
+
+    entities: dict[str, int] = field(default_factory=dict)
+    rules: set[str] = field(default_factory=set)
+
+    def add(self, entity_type: str, rule: str, count: int = 1) -> None:
+        self.entities[entity_type] = self.entities.get(entity_type, 0) + count
+        self.rules.add(rule)
+
+    def merge(self, other: RedactionSummary) -> None:
+        for entity, count in other.entities.items():
+            self.entities[entity] = self.entities.get(entity, 0) + count
+        self.rules |= other.rules
+
+    def as_dict(self) -> dict[str, Any]:
+        if not self:
+            return {}
+        return {"entities": dict(sorted(self.entities.items())), "rules": sorted(self.rules)}
+
+    def __bool__(self) -> bool:
+        return bool(self.entities)
+
+
+def _key_hint(key: str) -> str | None:
+    """A context word implied by a dict key (``{"mobile": "4155552671"}`` is a phone number)."""
+    norm = _KEY_SPLIT.sub("", key.lower())
+    if _PHONE_KEY.search(norm):
+        return "phone"
+    if _SSN_KEY.search(norm):
+        return "ssn"
+    return None
+
+
+_Findings = tuple[Finding, ...]
+
+
+class Redactor:
+    """Detects and replaces PII and secrets in texts and JSON-like values.
+
+    Call from one thread at a time. Safe to keep using in a forked child (no threads, no open sockets;
+    the cache lock is recreated after ``fork``).
+    """
+
+    def __init__(self, config: RedactionConfig) -> None:
+        self.config = config
+        self._engine = DetectionEngine(config)
+        self._operators = Operators(config)
+        self._keys = self._engine.key_matcher if "SECRET" in self._engine.entities else None
+        self._cache: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
+        self._lock = threading.Lock()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (r := ref()) is not None and r._after_fork())
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def ner_available(self) -> bool:
+        return self._engine.ner_available
+
+    @property
+    def analyzer(self) -> AnalyzerEngine | None:
+        return self._engine.analyzer
+
+    @analyzer.setter
+    def analyzer(self, value: AnalyzerEngine) -> None:
+        """Let a wrapper (auditing) stand in for the engine's analyzer."""
+        self._engine.analyzer = value
+
+    # ------------------------------------------------------------------------------------------ public
+
+    def redact_text(self, text: str) -> tuple[str, RedactionSummary]:
+        """Redact one string."""
+        return self.redact_batch([text])[0]  # type: ignore[return-value]
+
+    def redact_batch(self, values: Sequence[Any]) -> list[tuple[Any, RedactionSummary]]:
+        """Redact many JSON-like values with one detection pass over their unique strings."""
+        with self._lock:
+            wanted: dict[tuple[str, str | None], None] = {}
+            for value in values:
+                self._collect(value, None, 0, wanted)
+            found = self._detect(list(wanted))
+            results = []
+            for value in values:
+                summary = RedactionSummary()
+                results.append((self._rebuild(value, None, 0, found, summary), summary))
+            return results
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # ----------------------------------------------------------------------------------------- helpers
+
+    def _secret_key(self, key: Any) -> str | None:
+        return self._keys.match(key) if self._keys is not None and isinstance(key, str) else None
+
+    def _collect(self, value: Any, hint: str | None, depth: int, out: dict[tuple[str, str | None], None]) -> None:
+        if isinstance(value, str):
+            out[(value, hint)] = None
+        elif value is None or isinstance(value, bool):
+            return
+        elif isinstance(value, (int, float)):
+            out[(str(value), hint)] = None
+        elif isinstance(value, (bytes, bytearray)):
+            out[(bytes(value).decode("utf-8", errors="replace"), hint)] = None
+        elif isinstance(value, Mapping) and depth < MAX_DEPTH:
+            for key, item in value.items():
+                key_text = key if isinstance(key, str) else str(key)
+                out[(key_text, None)] = None
+                if self._secret_key(key) is None:
+                    self._collect(item, _key_hint(key_text), depth + 1, out)
+        elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
+            for item in value:
+                self._collect(item, hint, depth + 1, out)
+        else:
+            out[(_as_text(value), hint)] = None
+
+    def _rebuild(self, value: Any, hint: str | None, depth: int,
+                 found: Mapping[tuple[str, str | None], _Findings], summary: RedactionSummary) -> Any:
+        if isinstance(value, str):
+            return self._apply(value, found[(value, hint)], summary)
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            text = str(value)
+            findings = found[(text, hint)]
+            return self._apply(text, findings, summary) if findings else value
+        if isinstance(value, (bytes, bytearray)):
+            text = bytes(value).decode("utf-8", errors="replace")
+            return self._apply(text, found[(text, hint)], summary)
+        if isinstance(value, Mapping) and depth < MAX_DEPTH:
+            result: dict[Any, Any] = {}
+            for key, item in value.items():
+                key_text = key if isinstance(key, str) else str(key)
+                key_findings = found[(key_text, None)]
+                new_key = self._apply(key_text, key_findings, summary) if key_findings else key
+                while new_key in result:  # two redacted keys collide: keep both values
+                    new_key = f"{new_key}~"
+                secret = self._secret_key(key)
+                if secret is not None:
+                    result[new_key] = self._operators.apply("SECRET", _as_text(item))
+                    summary.add("SECRET", f"key:{secret}")
+                else:
+                    result[new_key] = self._rebuild(item, _key_hint(key_text), depth + 1, found, summary)
+            return result
+        if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
+            return [self._rebuild(item, hint, depth + 1, found, summary) for item in value]
+        text = _as_text(value)
+        return self._apply(text, found[(text, hint)], summary)
+
+    def _apply(self, text: str, findings: _Findings, summary: RedactionSummary) -> str:
+        if not findings:
+            return text
+        for f in findings:
+            summary.add(f.entity_type, f.rule)
+        return apply_findings(text, findings, self._operators)
+
+    def _detect(self, items: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], _Findings]:
+        found: dict[tuple[str, str | None], _Findings] = {}
+        todo: list[tuple[str, str | None]] = []
+        cache = self._cache
+        for item in items:
+            cached = cache.get(item)
+            if cached is not None:
+                cache.move_to_end(item)
+                found[item] = cached
+            else:
+                todo.append(item)
+        if todo:
+            texts = [text if hint is None else f"{hint}: {text}" for text, hint in todo]
+            for item, text, findings in zip(todo, texts, self._engine.detect(texts), strict=True):
+                shift = len(text) - len(item[0])
+                kept = tuple(Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.rule)
+                             for f in findings if f.start >= shift)
+                found[item] = kept
+                self._remember(item, kept)
+        return found
+
+    def _remember(self, item: tuple[str, str | None], findings: _Findings) -> None:
+        if len(item[0]) > CACHE_MAX_TEXT:
+            return
+        self._cache[item] = findings
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+
+def _as_text(value: Any) -> str:
+    """Text of a value replaced or scanned as a whole: JSON for containers, ``str()`` for the rest."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, (dict, list, tuple)):
+        try:
+            return json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            return str(value)
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break logging
+        return f"<unprintable {type(value).__name__}>"

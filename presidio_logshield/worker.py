@@ -1,0 +1,144 @@
+"""The asynchronous part of the handler: a bounded queue and one background thread that drains it in batches.
+
+``put`` is all the application thread ever does. The overflow policy decides what happens when the queue is
+full (wait up to a timeout, drop the newest, or drop the oldest); every drop is counted and reported in the
+output. ``drain`` waits until everything accepted before the call has been written.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .pipeline import mark_logshield_thread
+
+__all__ = ["QueueStats", "RecordQueue", "Worker"]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    accepted: int
+    written: int
+    dropped: int
+    queued: int
+
+
+class RecordQueue:
+    """A bounded FIFO with the three overflow policies, counting what it accepts, hands out and drops."""
+
+    def __init__(self, maxsize: int, overflow: str, block_timeout: float) -> None:
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.block_timeout = block_timeout
+        self._items: collections.deque[Any] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self.accepted = 0
+        self.done = 0  # written or dropped after being accepted
+        self.dropped = 0
+
+    def put(self, item: Any) -> bool:
+        with self._cond:
+            if len(self._items) >= self.maxsize:
+                if self.overflow == "drop_oldest":
+                    self._items.popleft()
+                    self.dropped += 1
+                    self.done += 1
+                elif self.overflow == "block":
+                    deadline = time.monotonic() + self.block_timeout
+                    while len(self._items) >= self.maxsize and not self._closed:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0 or not self._cond.wait(remaining):
+                            break
+                    if len(self._items) >= self.maxsize:
+                        self.dropped += 1
+                        return False
+                else:  # drop_newest
+                    self.dropped += 1
+                    return False
+            self._items.append(item)
+            self.accepted += 1
+            self._cond.notify_all()
+            return True
+
+    def take(self, max_items: int, timeout: float) -> list[Any]:
+        """Up to ``max_items``, waiting up to ``timeout`` for the first one; [] when closed and empty."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            batch = []
+            while self._items and len(batch) < max_items:
+                batch.append(self._items.popleft())
+            if batch:
+                self._cond.notify_all()  # room for blocked producers
+            return batch
+
+    def mark_done(self, count: int) -> None:
+        with self._cond:
+            self.done += count
+            self._cond.notify_all()
+
+    def wait_done(self, target: int, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self.done < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def stats(self) -> QueueStats:
+        with self._cond:
+            return QueueStats(self.accepted, self.done - self.dropped_accepted, self.dropped, len(self._items))
+
+    @property
+    def dropped_accepted(self) -> int:
+        # drop_oldest drops items that had been accepted; they count in both ``done`` and ``dropped``.
+        return self.dropped if self.overflow == "drop_oldest" else 0
+
+
+class Worker:
+    """One daemon thread: take a batch, hand it to ``process`` (which writes it), mark it done."""
+
+    def __init__(self, queue: RecordQueue, batch_size: int, process: Callable[[list[Any]], None]) -> None:
+        self.queue = queue
+        self.batch_size = batch_size
+        self.process = process
+        self.thread = threading.Thread(target=self._run, name="logshield-worker", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        mark_logshield_thread()
+        while True:
+            batch = self.queue.take(self.batch_size, timeout=0.5)
+            if batch:
+                try:
+                    self.process(batch)
+                finally:
+                    self.queue.mark_done(len(batch))
+            elif self.queue.closed:
+                return
+
+    def stop(self, timeout: float | None) -> None:
+        self.queue.close()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)

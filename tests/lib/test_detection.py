@@ -1,0 +1,109 @@
+"""Detection tiers: secret key names, validated patterns and secrets, NER shape filter, offline loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from presidio_logshield.config import RedactionConfig
+from presidio_logshield.detection import DetectionEngine, SecretKeyMatcher
+
+
+@pytest.fixture(scope="module")
+def engine() -> DetectionEngine:
+    return DetectionEngine(RedactionConfig(detection="patterns"))
+
+
+def _found(engine: DetectionEngine, text: str) -> list[tuple[str, str]]:
+    return [(f.entity_type, text[f.start:f.end]) for f in engine.detect([text])[0]]
+
+
+class TestSecretKeyMatcher:
+    @pytest.mark.parametrize("key", ["password", "Password", "db_password", "DB-PASSWORD", "refresh_token",
+                                     "aws_secret_access_key", "x-api-key", "apiKey", "Authorization", "set-cookie",
+                                     "client_secret", "private_key", "credentials", "sessionid", "auth",
+                                     "accessToken", "pwd"])
+    def test_secret_names_match(self, key: str) -> None:
+        """Tier-1 names match whatever their case and separators, also inside compound names."""
+        assert SecretKeyMatcher().match(key)
+
+    @pytest.mark.parametrize("key", ["token_count", "tokens_used", "max_tokens", "tokenizer", "author",
+                                     "password_length", "has_password", "auth_type", "secret_name", "user",
+                                     "sessions", "keyboard", "AuthFail"])
+    def test_descriptive_names_do_not(self, key: str) -> None:
+        """Keys that describe a secret (counts, types, flags) are not secrets."""
+        assert SecretKeyMatcher().match(key) is None
+
+    def test_configured_extra_keys(self) -> None:
+        """config.secret_keys are matched normalised and by substring."""
+        assert SecretKeyMatcher(["X-Internal-Sig"]).match("x_internal_sig_v2")
+
+
+class TestPatterns:
+    @pytest.mark.parametrize(("text", "entity", "value"), [
+        ("mail bob.smith@example.com now", "EMAIL_ADDRESS", "bob.smith@example.com"),
+        ("card 4111 1111 1111 1111.", "CREDIT_CARD", "4111 1111 1111 1111"),
+        ("ssn 536-22-1234", "US_SSN", "536-22-1234"),
+        ("SSN: 536221234", "US_SSN", "536221234"),
+        ("iban DE89370400440532013000", "IBAN_CODE", "DE89370400440532013000"),
+        ("from 192.168.1.20:8080", "IP_ADDRESS", "192.168.1.20"),
+        ("peer 2001:db8::1 up", "IP_ADDRESS", "2001:db8::1"),
+        ("call +1 415-555-2671", "PHONE_NUMBER", "+1 415-555-2671"),
+        ("phone: 2125551234x", None, None),
+        ("url postgres://app:s3cr3t@db:5432/x", "URL_CREDENTIALS", "app:s3cr3t"),
+        ("key AKIAIOSFODNN7EXAMPLE", "AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+        ("Authorization: Basic dXNlcjpwYXNz", "SECRET", "Basic dXNlcjpwYXNz"),
+        ("sent with bearer abcDEF123456789", "AUTH_TOKEN", "abcDEF123456789"),
+        ('{"password": "two words"}', "SECRET", "two words"),
+        ("token=ghp_0123456789abcdefghijABCDEFGHIJ012345", "API_KEY", "ghp_0123456789abcdefghijABCDEFGHIJ012345"),
+        ("github ghp_0123456789abcdefghijABCDEFGHIJ012345", "API_KEY", "ghp_0123456789abcdefghijABCDEFGHIJ012345"),
+    ])
+    def test_detects(self, engine: DetectionEngine, text: str, entity: str | None, value: str | None) -> None:
+        """Each recognizer finds its entity with the exact span."""
+        found = _found(engine, text)
+        if entity is None:
+            assert found == []
+        else:
+            assert (entity, value) in found
+
+    @pytest.mark.parametrize("text", [
+        "version 1.2.3.4 released", "took 1234567 ms", "at 2015-10-18 18:01:47,978", "blk_-5073870177832699716",
+        "uuid 123e4567-e89b-12d3-a456-426614174000", "GET /api/v1/users/42 HTTP/1.1 200", "ts=1514040240000",
+        "Fan speeds ( 3552 3534 3391 3515 )", "auth:SIMPLE", "sessionid: 0x24edfaa8717002d",
+        "commit 9fceb02d0ae598e95dc970b74767f19372d61af8", "see https://example.com/docs?page=2",
+        "token_count=1234 max_tokens=4096", "Basic authentication failed", "interval 10:20:30",
+    ])
+    def test_leaves_log_noise(self, engine: DetectionEngine, text: str) -> None:
+        """Versions, durations, timestamps, ids, hashes, plain URLs and descriptive keys are not findings."""
+        assert _found(engine, text) == []
+
+    def test_pem_block_whole(self, engine: DetectionEngine) -> None:
+        """A PEM private key is replaced from BEGIN to END, over several lines."""
+        text = "k=-----BEGIN PRIVATE KEY-----\nMIIEv\nabc\n-----END PRIVATE KEY----- done"
+        assert _found(engine, text) == [("PRIVATE_KEY", text[2:-5])]
+
+    def test_allow_lists_and_entity_restriction(self) -> None:
+        """allow_values / allow_patterns are never findings; config.entities restricts detection."""
+        eng = DetectionEngine(RedactionConfig(detection="patterns", allow_values={"ops@example.com"},
+                                              allow_patterns=[r"10\.0\.0\.\d+"], entities={"EMAIL_ADDRESS",
+                                                                                           "IP_ADDRESS"}))
+        text = "ops@example.com bob@example.com 10.0.0.7 10.1.0.7 ssn 536-22-1234"
+        assert _found(eng, text) == [("EMAIL_ADDRESS", "bob@example.com"), ("IP_ADDRESS", "10.1.0.7")]
+
+
+class TestNer:
+    def test_names_and_places_but_not_components(self) -> None:
+        """Full mode finds people and places and drops capitalised log components."""
+        eng = DetectionEngine(RedactionConfig(detection="full"))
+        assert eng.ner_available
+        text = "Invoice for Maria Garcia shipped to Madrid"
+        assert ("PERSON", "Maria Garcia") in _found(eng, text)
+        for noise in ("BTLE scanner Powered Off", "CentOS-4 (Kernel Module GPG key)",
+                      "path /System/Library/StagedFrameworks/Safari/SafariShared.framework"):
+            assert not [e for e, _ in _found(eng, noise) if e == "PERSON"], noise
+
+    def test_missing_model_warns_once_and_falls_back(self) -> None:
+        """An uninstalled spaCy model gives one RuntimeWarning and pattern-only detection, no download."""
+        with pytest.warns(RuntimeWarning, match="no spaCy pipeline installed"):
+            eng = DetectionEngine(RedactionConfig(detection="full", spacy_model="xx_not_installed_model"))
+        assert not eng.ner_available
+        assert _found(eng, "mail bob@example.com") == [("EMAIL_ADDRESS", "bob@example.com")]

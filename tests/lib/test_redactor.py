@@ -1,0 +1,124 @@
+"""Redactor: the interface the handler codes against — texts, JSON-like values, summaries, cache, fork, offline."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import pytest
+
+from presidio_logshield.config import RedactionConfig
+from presidio_logshield.redactor import RedactionSummary, Redactor
+
+
+@pytest.fixture(scope="module")
+def redactor() -> Redactor:
+    return Redactor(RedactionConfig(detection="patterns"))
+
+
+class TestRedactionSummary:
+    def test_counts_merge_and_dict(self) -> None:
+        """Summaries hold counts and rule ids only and merge by addition."""
+        a, b = RedactionSummary(), RedactionSummary()
+        assert not a and a.as_dict() == {}
+        a.add("EMAIL_ADDRESS", "presidio:EmailRecognizer")
+        b.add("EMAIL_ADDRESS", "presidio:EmailRecognizer")
+        b.add("SECRET", "key:password")
+        a.merge(b)
+        assert a.as_dict() == {"entities": {"EMAIL_ADDRESS": 2, "SECRET": 1},
+                               "rules": ["key:password", "presidio:EmailRecognizer"]}
+
+
+class TestRedactText:
+    def test_text(self, redactor: Redactor) -> None:
+        """redact_text replaces findings and reports them."""
+        out, summary = redactor.redact_text("mail bob@x.com from 10.1.2.3")
+        assert out == "mail <EMAIL_ADDRESS> from <IP_ADDRESS>"
+        assert summary.as_dict()["entities"] == {"EMAIL_ADDRESS": 1, "IP_ADDRESS": 1}
+
+    def test_clean_text_unchanged(self, redactor: Redactor) -> None:
+        """A line with nothing to find comes back identical with an empty summary."""
+        assert redactor.redact_text("GET /health 200 in 3ms") == ("GET /health 200 in 3ms", RedactionSummary())
+
+
+class TestRedactBatch:
+    def test_value_types(self, redactor: Redactor) -> None:
+        """str, dict, list, tuple, numbers, bool, None, bytes and other objects are handled per the contract."""
+        class Obj:
+            def __str__(self) -> str:
+                return "owner bob@x.com"
+        values = ["bob@x.com", {"a": ["bob@x.com", ("x", 1)]}, 4111111111111111, 42, 1.5, True, None,
+                  b"ip 10.0.0.1", Obj()]
+        out = [v for v, _ in redactor.redact_batch(values)]
+        assert out == ["<EMAIL_ADDRESS>", {"a": ["<EMAIL_ADDRESS>", ["x", 1]]}, "<CREDIT_CARD>", 42, 1.5, True, None,
+                       "ip <IP_ADDRESS>", "owner <EMAIL_ADDRESS>"]
+
+    def test_secret_keys_replace_whole_values(self, redactor: Redactor) -> None:
+        """A secret key name replaces its value whole, whatever its type; descriptive keys stay."""
+        (out, summary), = redactor.redact_batch([{"password": {"nested": 1}, "DB-Password": "x", "token_count": 5,
+                                                   "headers": {"Authorization": "Bearer abc"}}])
+        assert out == {"password": "<SECRET>", "DB-Password": "<SECRET>", "token_count": 5,
+                       "headers": {"Authorization": "<SECRET>"}}
+        assert summary.rules == {"key:password", "key:dbpassword", "key:authorization"}
+        assert summary.entities == {"SECRET": 3}
+
+    def test_keys_are_text_too(self, redactor: Redactor) -> None:
+        """A dict key that is an e-mail address is redacted; colliding redacted keys keep both values."""
+        (out, _), = redactor.redact_batch([{"a@x.com": 1, "b@x.com": 2, 7: "n"}])
+        assert out == {"<EMAIL_ADDRESS>": 1, "<EMAIL_ADDRESS>~": 2, 7: "n"}
+
+    def test_each_value_gets_its_own_summary(self, redactor: Redactor) -> None:
+        """Shared strings are detected once but counted in every value they occur in."""
+        results = redactor.redact_batch(["bob@x.com", "bob@x.com", "nothing"])
+        assert [s.entities for _, s in results] == [{"EMAIL_ADDRESS": 1}, {"EMAIL_ADDRESS": 1}, {}]
+
+    def test_deterministic(self, redactor: Redactor) -> None:
+        """The same batch gives the same output, cached or not."""
+        batch = [{"m": "call +1 415-555-2671, ssn 536-22-1234"}, "x 10.0.0.1"]
+        first = redactor.redact_batch(batch)
+        redactor.cache_clear()
+        assert redactor.redact_batch(batch) == first == redactor.redact_batch(batch)
+
+    def test_deep_nesting_does_not_recurse_forever(self, redactor: Redactor) -> None:
+        """Values nested deeper than MAX_DEPTH are written as (redacted) text."""
+        value: object = "bob@x.com"
+        for _ in range(100):
+            value = [value]
+        out, summary = redactor.redact_batch([value])[0]
+        assert "bob@x.com" not in repr(out) and summary.entities == {"EMAIL_ADDRESS": 1}
+
+
+class TestEnvironment:
+    def test_patterns_mode_has_no_ner(self, redactor: Redactor) -> None:
+        """detection=patterns: ner_available is False and analyzer is a Presidio engine."""
+        assert redactor.ner_available is False
+        assert redactor.analyzer is not None
+
+    def test_no_socket_opened(self) -> None:
+        """Construction and use (full mode) never connect anywhere."""
+        connects: list[object] = []
+
+        def hook(event: str, args: tuple[object, ...]) -> None:
+            if event in ("socket.connect", "socket.getaddrinfo"):
+                connects.append(args)
+        sys.addaudithook(hook)
+        original = socket.socket.connect
+        socket.socket.connect = lambda *a, **k: (_ for _ in ()).throw(OSError("network used"))  # type: ignore
+        try:
+            r = Redactor(RedactionConfig(detection="full"))
+            r.redact_batch(["John Smith bob@x.com https://example.com/x", {"k": "v"}])
+        finally:
+            socket.socket.connect = original  # type: ignore[method-assign]
+        assert connects == []
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+    def test_usable_after_fork(self, redactor: Redactor) -> None:
+        """A forked child keeps using the parent's Redactor."""
+        redactor.redact_text("warm bob@x.com")
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            ok = redactor.redact_text("child bob@x.com")[0] == "child <EMAIL_ADDRESS>"
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
