@@ -1,0 +1,83 @@
+"""``logshield-agent [run] [--once]``: tail and ship until SIGTERM/SIGINT, or ship what is there and exit."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+from typing import Any
+
+from .._log import sanitize
+from ..sinks import SinkError
+from ..sources.checkpoint import Checkpointer, CheckpointError
+from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, config_or_exit, fail, sink_or_exit
+
+HELP = "tail the files and ship them (the default command)"
+
+log = logging.getLogger("logshield_agent")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true",
+                        help="ship everything readable now, wait for the store's acknowledgement, exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..health import AgentMetrics, HealthServer, Readiness
+    from ..pipeline import Pipeline, ShipError
+    from ..sources.notify import ChangeNotifier
+    from ..transforms.redact import build_redactor
+
+    config = config_or_exit()
+    try:
+        checkpointer = Checkpointer.open(config.state_dir)
+    except (CheckpointError, OSError) as exc:
+        fail(f"LOGSHIELD_STATE_DIR: {exc}", EXIT_CONFIG)
+    sink = sink_or_exit(config)
+    try:
+        redactor = build_redactor(config.redact)
+    except RuntimeError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    metrics = AgentMetrics()
+    readiness = Readiness(stale_after=max(3 * config.batch_max_age, 60.0))
+    pipeline = Pipeline(config, sink, checkpointer, metrics=metrics, readiness=readiness, redactor=redactor)
+    with sink:
+        if getattr(args, "once", False):
+            try:
+                pipeline.run_once()
+            except ShipError as exc:
+                fail(str(exc), EXIT_FAILED)
+            log.info("shipped everything readable", extra={"batches": pipeline.shipped_batches})
+            return EXIT_OK
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            log.info("stopping", extra={"signal": signal.Signals(signum).name})
+            stop.set()
+            pipeline.wake.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            with contextlib.ExitStack() as stack:
+                if config.http_bind is not None:
+                    try:
+                        stack.enter_context(HealthServer(config.http_bind, metrics, readiness))
+                    except OSError as exc:
+                        fail(f"LOGSHIELD_HTTP_ADDR: cannot listen on {config.http_addr}: {exc.strerror}", EXIT_CONFIG)
+                stack.enter_context(ChangeNotifier(config.paths, pipeline.wake))
+                try:
+                    sink.check()
+                except SinkError as exc:
+                    # Keep running: data stays in the files and uploads retry with backoff; /readyz says why.
+                    readiness.update(store_ok=False)
+                    log.error("store check failed; will keep retrying",
+                              extra={"sink": sink.display_url, "error": sanitize(str(exc))})
+                log.info("started", extra={"sink": sink.display_url, "paths": list(config.paths)})
+                pipeline.run(stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.info("stopped")
+        return EXIT_OK

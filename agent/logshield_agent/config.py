@@ -1,0 +1,223 @@
+"""Every ``LOGSHIELD_*`` variable the agent reads, parsed and validated once into a frozen ``AgentConfig``.
+
+``load_config(environ)`` is the only place that looks at the environment; everything inward receives the
+frozen object. An invalid value raises ``ConfigError`` whose message names the variable (the CLI prints it
+and exits 2). ``agent/CONFIG.md`` is checked against ``VARIABLES`` by a test, so the docs cannot drift.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["VARIABLES", "AgentConfig", "ConfigError", "load_config", "parse_bytes"]
+
+PREFIX = "LOGSHIELD_"
+MiB = 1024 * 1024
+
+#: name (without prefix) -> (default as documented, meaning). The single source for CONFIG.md.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "PATHS": ("(required)", "Comma-separated glob patterns of log files to tail, e.g. `/var/log/app/*.log*`."),
+    "SINK": ("`file://<state dir>/archive`", "Where objects go: `file:///dir`, `s3://bucket/prefix`, "
+             "`azure://container/prefix`."),
+    "STATE_DIR": ("`./.logshield-state`", "Directory for checkpoints (`checkpoints.json`). Use a persistent "
+                  "volume, e.g. `/var/lib/logshield`, in production."),
+    "BATCH_MAX_BYTES": ("`16MiB`", "Uncompressed size at which a batch is cut (bytes; suffixes KiB/MiB/GiB/K/M/G)."),
+    "BATCH_MAX_AGE": ("`60`", "Seconds after its first line at which a batch is shipped even if not full."),
+    "COMPRESSION": ("`zstd`", "Object compression: `zstd`, `gzip` or `none` (deterministic in every case)."),
+    "REDACT": ("`off`", "Redaction pass before upload: `off`, `patterns` or `full` (loads Presidio)."),
+    "SERVICE": ("derived from the file name, else `app`", "`service=` partition of object keys."),
+    "HOST": ("`socket.gethostname()`", "`host=` partition of object keys."),
+    "HTTP_ADDR": ("`127.0.0.1:9870`", "Address of /healthz, /readyz, /metrics; `off` disables the server."),
+    "MAX_LINE_BYTES": ("`1MiB`", "Longest record (newline included); longer lines are shipped in pieces, each "
+                       "non-final piece ending with `…[logshield: line continues]`."),
+    "POLL_INTERVAL": ("`1.0`", "Seconds between scans for new data (file-change notifications wake it sooner)."),
+    "SHUTDOWN_GRACE": ("`10`", "Seconds allowed on SIGTERM/SIGINT to ship the open batches."),
+    "ROTATED_RETENTION": ("`keep`", "`delete`: remove rotated files once fully shipped and unchanged for "
+                          "`ROTATED_GRACE`; `keep`: leave them, subject to `ROTATED_KEEP_*`."),
+    "ROTATED_KEEP_DAYS": ("unset", "With `keep`: delete fully shipped rotated files older than this many days."),
+    "ROTATED_KEEP_BYTES": ("unset", "With `keep`: delete the oldest fully shipped rotated files while their "
+                           "total size exceeds this."),
+    "ROTATED_GRACE": ("`300`", "Seconds a rotated, fully shipped file must be unchanged before it may be deleted."),
+    "RETENTION_DAYS": ("unset", "Per-object retention (S3 Object Lock / Azure immutability retain-until); "
+                       "for the local sink the sweep deletes objects once expired."),
+    "S3_SSE": ("`none`", "S3 server-side encryption: `none`, `AES256` or `aws:kms`."),
+    "S3_KMS_KEY_ID": ("unset", "KMS key for `aws:kms`."),
+    "S3_STORAGE_CLASS": ("unset", "S3 storage class, e.g. `STANDARD_IA`."),
+    "S3_OBJECT_LOCK_MODE": ("unset", "`GOVERNANCE` or `COMPLIANCE`: lock each object until its retain-until."),
+    "MULTIPART_THRESHOLD": ("`64MiB`", "Objects at least this big are uploaded in parts (S3)."),
+    "AZURE_ACCOUNT_URL": ("unset", "Blob account URL for DefaultAzureCredential / SAS token auth."),
+    "AZURE_ACCESS_TIER": ("unset", "Blob access tier: `Hot`, `Cool`, `Cold` or `Archive`."),
+    "AZURE_IMMUTABILITY": ("`off`", "Per-blob immutability policy: `off`, `unlocked` or `locked`."),
+}
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+def parse_bytes(value: Any) -> Any:
+    """``"16MiB"`` → 16777216; integers pass through; anything else is left for pydantic to reject."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"not a byte size: {value!r} (use e.g. 1048576, 512KiB, 16MiB)")
+        unit = (match.group(2) or "").lower()[:1]
+        return int(match.group(1)) * _UNITS[unit]
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class AgentConfig(BaseSettings):
+    """The agent's configuration. Frozen; build it with ``load_config``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    paths: tuple[str, ...]
+    sink: str | None = None
+    state_dir: Path = Path(".logshield-state")
+    batch_max_bytes: int = Field(16 * MiB, ge=1024)
+    batch_max_age: float = Field(60.0, gt=0)
+    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    redact: Literal["off", "patterns", "full"] = "off"
+    service: str | None = None
+    host: str = Field(default_factory=socket.gethostname)
+    http_addr: str | None = "127.0.0.1:9870"
+    max_line_bytes: int = Field(1 * MiB, ge=64)
+    poll_interval: float = Field(1.0, gt=0, le=3600)
+    shutdown_grace: float = Field(10.0, ge=0)
+    rotated_retention: Literal["delete", "keep"] = "keep"
+    rotated_keep_days: float | None = Field(None, gt=0)
+    rotated_keep_bytes: int | None = Field(None, ge=0)
+    rotated_grace: float = Field(300.0, ge=0)
+    retention_days: int | None = Field(None, ge=1)
+    s3_sse: Literal["none", "AES256", "aws:kms"] = "none"
+    s3_kms_key_id: str | None = None
+    s3_storage_class: str | None = None
+    s3_object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
+    multipart_threshold: int = Field(64 * MiB, ge=1)
+    azure_account_url: str | None = None
+    azure_access_tier: Literal["Hot", "Cool", "Cold", "Archive"] | None = None
+    azure_immutability: Literal["off", "unlocked", "locked"] = "off"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        **_: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_config hands over exactly the variables it read; never read os.environ behind its back.
+        return (init_settings,)
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if not value:
+            raise ValueError("at least one glob pattern is required")
+        return value
+
+    @field_validator("batch_max_bytes", "max_line_bytes", "rotated_keep_bytes", "multipart_threshold", mode="before")
+    @classmethod
+    def _sizes(cls, value: Any) -> Any:
+        return parse_bytes(_blank_to_none(value))
+
+    @field_validator("sink", "service", "s3_kms_key_id", "s3_storage_class", "s3_object_lock_mode",
+                     "azure_account_url", "azure_access_tier", "rotated_keep_days", "retention_days", mode="before")
+    @classmethod
+    def _blank(cls, value: Any) -> Any:
+        return _blank_to_none(value)
+
+    @field_validator("http_addr", mode="before")
+    @classmethod
+    def _http_addr(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("off", "", "none", "false", "0"):
+            return None
+        if isinstance(value, str):
+            host, sep, port = value.strip().rpartition(":")
+            if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError(f"expected host:port or 'off', not {value!r}")
+            return value.strip()
+        return value
+
+    @field_validator("sink")
+    @classmethod
+    def _sink_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("file", "s3", "azure"):
+            raise ValueError("expected file:///dir, s3://bucket/prefix or azure://container/prefix")
+        if not rest.strip("/"):
+            raise ValueError(f"{scheme}:// needs a {'directory' if scheme == 'file' else 'bucket/container'}")
+        return value
+
+    @field_validator("service", "host")
+    @classmethod
+    def _partition_value(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value):
+            raise ValueError("use 1-128 characters from A-Z a-z 0-9 . _ - (it becomes part of object keys)")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> AgentConfig:
+        if self.max_line_bytes > self.batch_max_bytes:
+            raise ValueError("LOGSHIELD_MAX_LINE_BYTES must not exceed LOGSHIELD_BATCH_MAX_BYTES")
+        if self.s3_kms_key_id and self.s3_sse != "aws:kms":
+            raise ValueError("LOGSHIELD_S3_KMS_KEY_ID needs LOGSHIELD_S3_SSE=aws:kms")
+        return self
+
+    @property
+    def sink_url(self) -> str:
+        """The sink URL, defaulting to ``file://<state dir>/archive``."""
+        return self.sink or f"file://{(self.state_dir / 'archive').absolute()}"
+
+    @property
+    def http_bind(self) -> tuple[str, int] | None:
+        if self.http_addr is None:
+            return None
+        host, _, port = self.http_addr.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> AgentConfig:
+    """Read ``LOGSHIELD_*`` from ``environ`` (default ``os.environ``); ``overrides`` win (tests, CLI flags)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for name in VARIABLES:
+        value = env.get(PREFIX + name)
+        if value is not None:
+            raw[name.lower()] = value
+    raw.update(overrides)
+    try:
+        return AgentConfig(**raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if field:
+            problems.append(f"{PREFIX}{field.upper()}: {msg}")
+        else:
+            problems.append(msg)
+    return "invalid configuration: " + "; ".join(problems)

@@ -1,0 +1,71 @@
+"""Retention: local clean-up of rotated files already shipped, and the expiry sweep of the local sink.
+
+Remote per-object retention needs no code here: ``LOGSHIELD_RETENTION_DAYS`` is handed to every sink, which
+sets each object's retain-until (S3 Object Lock, Azure immutability, the local sink's metadata) on ``put``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .sinks.base import ObjectLockedError
+from .sinks.local import LocalDirSink
+
+__all__ = ["RotatedFile", "plan_rotated_deletions", "sweep_expired"]
+
+log = logging.getLogger("logshield_agent.retention")
+
+
+@dataclass(frozen=True)
+class RotatedFile:
+    """A rotated (not active) file whose bytes are all acknowledged by the store."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+def plan_rotated_deletions(
+    files: Iterable[RotatedFile], *, mode: str, grace: float, keep_days: float | None, keep_bytes: int | None,
+    now: float,
+) -> list[str]:
+    """Which fully shipped rotated files to delete. Only files unchanged for ``grace`` seconds are eligible.
+
+    ``delete``: all eligible files. ``keep``: eligible files older than ``keep_days``, then the oldest eligible
+    ones while the total size of rotated files exceeds ``keep_bytes``.
+    """
+    files = sorted(files, key=lambda f: f.mtime)
+    eligible = [f for f in files if now - f.mtime >= grace]
+    if mode == "delete":
+        return [f.path for f in eligible]
+    doomed: list[str] = []
+    if keep_days is not None:
+        doomed = [f.path for f in eligible if now - f.mtime >= keep_days * 86400]
+    if keep_bytes is not None:
+        total = sum(f.size for f in files if f.path not in doomed)
+        for f in eligible:
+            if total <= keep_bytes:
+                break
+            if f.path not in doomed:
+                doomed.append(f.path)
+                total -= f.size
+    return doomed
+
+
+def sweep_expired(sink: LocalDirSink, *, now: datetime | None = None) -> int:
+    """Delete objects whose retain-until has passed (local sink). Returns how many were deleted."""
+    now = now or datetime.now(timezone.utc)
+    deleted = 0
+    for info in list(sink.list()):
+        if info.retain_until is not None and info.retain_until <= now:
+            try:
+                sink.delete(info.key, now=now)
+                deleted += 1
+            except ObjectLockedError:
+                continue
+    if deleted:
+        log.info("retention sweep deleted expired objects", extra={"count": deleted})
+    return deleted

@@ -1,0 +1,164 @@
+"""Durable per-stream progress: what the store has acknowledged, and what is about to be uploaded.
+
+State lives in ``<state dir>/checkpoints.json``::
+
+    {"version": 1, "streams": {"<fingerprint>": {"fp_len": 256, "offset": 4096, "service": "app",
+      "path": "/var/log/app.log", "seen": 1700000000.0,
+      "intent": {"start": 4096, "end": 8192, "final": false, "key": "...", "compression": "zstd",
+                 "first_event": "2026-11-23T15:00:00+00:00"}}}}
+
+``offset`` only moves after the store acknowledged the object covering ``[old offset, new offset)``. Before an
+upload the pipeline records the batch's ``intent``; after a crash the same range is rebuilt byte for byte and put
+again under the same key (an identical existing object counts as success), so a batch whose upload succeeded but
+whose checkpoint did not is never shipped twice, with different boundaries, under another key.
+
+Writes are atomic: temp file in the same directory, fsync, ``os.replace``, fsync of the directory. A crash at
+any point leaves either the old or the new file; a leftover temp file is removed on load. An unknown future
+``version`` is refused with a clear error rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CHECKPOINT_VERSION", "CheckpointError", "Checkpointer", "Intent", "StreamState"]
+
+CHECKPOINT_VERSION = 1
+FILENAME = "checkpoints.json"
+
+
+class CheckpointError(Exception):
+    """The checkpoint file cannot be used (unknown version, corrupt); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """The exact batch about to be uploaded for a stream."""
+
+    start: int
+    end: int
+    final: bool
+    key: str
+    compression: str
+    first_event: str
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """A stream's durable progress. ``offset`` = bytes acknowledged by the store."""
+
+    fp_len: int
+    offset: int = 0
+    service: str = "app"
+    path: str = ""
+    seen: float = 0.0
+    intent: Intent | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.intent is None:
+            data["intent"] = None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StreamState:
+        intent = data.get("intent")
+        return cls(
+            fp_len=int(data["fp_len"]),
+            offset=int(data["offset"]),
+            service=str(data.get("service", "app")),
+            path=str(data.get("path", "")),
+            seen=float(data.get("seen", 0.0)),
+            intent=Intent(**intent) if intent else None,
+        )
+
+
+@dataclass
+class Checkpointer:
+    """Load, update and atomically persist stream states. Not thread-safe: the pipeline thread owns it."""
+
+    state_dir: Path
+    streams: dict[str, StreamState] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.state_dir / FILENAME
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Checkpointer:
+        state_dir = Path(state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        cp = cls(state_dir)
+        for leftover in state_dir.glob(f".{FILENAME}.*.tmp"):
+            # A crash between writing the temp file and the rename: the real file is still the previous state.
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+        try:
+            raw = cp.path.read_bytes()
+        except FileNotFoundError:
+            return cp
+        try:
+            data = json.loads(raw)
+            version = data["version"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{cp.path} is not a logshield checkpoint file ({type(exc).__name__}); "
+                                  "move it away to start from scratch (files would be shipped again)") from None
+        if not isinstance(version, int) or version > CHECKPOINT_VERSION:
+            raise CheckpointError(f"{cp.path} has version {version!r}, newer than this agent understands "
+                                  f"({CHECKPOINT_VERSION}); upgrade the agent")
+        try:
+            cp.streams = {fp: StreamState.from_json(s) for fp, s in data["streams"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{cp.path} is corrupt ({type(exc).__name__}); move it away to start "
+                                  "from scratch (files would be shipped again)") from None
+        return cp
+
+    def get(self, fp: str) -> StreamState | None:
+        return self.streams.get(fp)
+
+    def update(self, fp: str, state: StreamState, *, persist: bool = True) -> None:
+        self.streams[fp] = state
+        if persist:
+            self.save()
+
+    def record_intent(self, fp: str, intent: Intent) -> None:
+        self.update(fp, replace(self.streams[fp], intent=intent))
+
+    def acknowledge(self, fp: str, end: int) -> None:
+        """The store acknowledged everything up to ``end``: advance and drop the intent, durably."""
+        self.update(fp, replace(self.streams[fp], offset=end, intent=None))
+
+    def forget(self, fps: list[str]) -> None:
+        for fp in fps:
+            self.streams.pop(fp, None)
+        self.save()
+
+    def save(self) -> None:
+        body = json.dumps(
+            {"version": CHECKPOINT_VERSION, "streams": {fp: s.to_json() for fp, s in sorted(self.streams.items())}},
+            separators=(",", ":"),
+        ).encode()
+        tmp = self.state_dir / f".{FILENAME}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        fsync_dir(self.state_dir)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

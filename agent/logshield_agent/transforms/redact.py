@@ -1,0 +1,75 @@
+"""Optional redaction pass (``LOGSHIELD_REDACT=patterns|full``) using the presidio_logshield library.
+
+Each record that parses as a JSON object is redacted as a dict (so key names like ``password`` count) and
+re-serialised compactly; anything else is redacted as text. The library is imported only when this transform is
+built, so ``LOGSHIELD_REDACT=off`` never loads Presidio. The output must be deterministic for a given input
+(the library guarantees it), otherwise a crash replay would conflict with the object already stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+__all__ = ["BatchRedactor", "RecordRedactor", "build_redactor"]
+
+
+class BatchRedactor(Protocol):
+    def redact_batch(self, values: Sequence[Any]) -> list[tuple[Any, Any]]: ...
+
+
+class RecordRedactor:
+    """Callable: list of records (bytes, newline-terminated) in, redacted records out, same length and order."""
+
+    def __init__(self, redactor: BatchRedactor) -> None:
+        self._redactor = redactor
+
+    def __call__(self, records: Sequence[bytes]) -> list[bytes]:
+        values: list[Any] = []
+        is_json: list[bool] = []
+        for record in records:
+            text = record[:-1] if record.endswith(b"\n") else record
+            decoded = text.decode("utf-8", errors="surrogateescape")
+            obj = None
+            if decoded.lstrip().startswith("{"):
+                try:
+                    obj = json.loads(decoded)
+                except (ValueError, RecursionError):
+                    obj = None
+            if isinstance(obj, dict):
+                values.append(obj)
+                is_json.append(True)
+            else:
+                values.append(decoded)
+                is_json.append(False)
+        results = self._redactor.redact_batch(values) if values else []
+        out = []
+        for (value, _summary), as_json in zip(results, is_json, strict=True):
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":")) if as_json else str(value)
+            try:
+                raw = text.encode("utf-8", errors="surrogateescape")
+            except UnicodeEncodeError:
+                raw = text.encode("utf-8", errors="replace")
+            out.append(raw + b"\n")
+        return out
+
+
+def build_redactor(mode: str) -> RecordRedactor | None:
+    """``off`` → None; otherwise a ``RecordRedactor`` over the library's ``Redactor`` (imported here, lazily)."""
+    if mode == "off":
+        return None
+    try:
+        from presidio_logshield import config as lib_config
+        from presidio_logshield.redactor import Redactor
+    except ImportError as exc:  # pragma: no cover - depends on the library's state
+        raise RuntimeError(
+            f"LOGSHIELD_REDACT={mode} needs presidio_logshield.redactor ({type(exc).__name__}: {exc.name}); "
+            "install presidio-logshield with redaction support"
+        ) from None
+    from_env = getattr(lib_config.RedactionConfig, "from_env", None) or lib_config.redaction_config_from_env
+    try:
+        config = from_env(mode=mode)
+    except ValueError as exc:  # the library's ConfigError names its own LOGSHIELD_* variable
+        raise RuntimeError(f"LOGSHIELD_REDACT={mode}: {exc}") from None
+    return RecordRedactor(Redactor(config))

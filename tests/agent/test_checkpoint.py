@@ -1,0 +1,56 @@
+"""Checkpointer: atomic, versioned, crash-tolerant."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from logshield_agent.sources.checkpoint import CHECKPOINT_VERSION, Checkpointer, CheckpointError, Intent, StreamState
+
+
+class TestCheckpointer:
+    def test_round_trip(self, tmp_path):
+        """States and intents survive a save and a fresh load."""
+        cp = Checkpointer.open(tmp_path)
+        cp.update("fp1", StreamState(fp_len=256, offset=10, service="api", path="/x"))
+        intent = Intent(start=10, end=20, final=False, key="k", compression="zstd", first_event="2026-01-01T00:00:00")
+        cp.record_intent("fp1", intent)
+        again = Checkpointer.open(tmp_path)
+        assert again.get("fp1").intent == intent and again.get("fp1").offset == 10
+        again.acknowledge("fp1", 20)
+        final = Checkpointer.open(tmp_path).get("fp1")
+        assert final.offset == 20 and final.intent is None
+
+    def test_file_is_versioned_json(self, tmp_path):
+        """The file carries the version number."""
+        cp = Checkpointer.open(tmp_path)
+        cp.update("a", StreamState(fp_len=5))
+        assert json.loads(cp.path.read_text())["version"] == CHECKPOINT_VERSION
+
+    def test_leftover_temp_file_is_ignored_and_removed(self, tmp_path):
+        """A crash before the rename leaves a temp file; the previous state is used and the temp removed."""
+        cp = Checkpointer.open(tmp_path)
+        cp.update("a", StreamState(fp_len=5, offset=3))
+        leftover = tmp_path / ".checkpoints.json.999.tmp"
+        leftover.write_text('{"version": 1, "streams": {"a": {"fp_len": 5, "off')
+        assert Checkpointer.open(tmp_path).get("a").offset == 3
+        assert not leftover.exists()
+
+    def test_future_version_refused(self, tmp_path):
+        """A checkpoint from a newer agent is refused with a clear message, not guessed at."""
+        (tmp_path / "checkpoints.json").write_text(json.dumps({"version": 99, "streams": {}}))
+        with pytest.raises(CheckpointError, match="newer than this agent"):
+            Checkpointer.open(tmp_path)
+
+    def test_corrupt_refused(self, tmp_path):
+        """Garbage is reported, not silently replaced (that would re-ship everything)."""
+        (tmp_path / "checkpoints.json").write_text("{nope")
+        with pytest.raises(CheckpointError, match="not a logshield checkpoint"):
+            Checkpointer.open(tmp_path)
+
+    def test_no_temp_files_after_save(self, tmp_path):
+        """Saving leaves exactly the checkpoint file."""
+        cp = Checkpointer.open(tmp_path)
+        for i in range(5):
+            cp.update("a", StreamState(fp_len=5, offset=i))
+        assert [p.name for p in tmp_path.iterdir()] == ["checkpoints.json"]

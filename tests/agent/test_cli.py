@@ -1,0 +1,142 @@
+"""The ``logshield-agent`` command line: exit codes and messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from logshield_agent.cli import build_parser, main
+from logshield_agent.commands import COMMANDS
+
+from .conftest import stored_lines
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("LOGSHIELD_"):
+            monkeypatch.delenv(key)
+    (tmp_path / "logs").mkdir()
+    values = {
+        "LOGSHIELD_PATHS": str(tmp_path / "logs" / "*.log"),
+        "LOGSHIELD_STATE_DIR": str(tmp_path / "state"),
+        "LOGSHIELD_SINK": f"file://{tmp_path / 'store'}",
+        "LOGSHIELD_HTTP_ADDR": "off",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+class TestCli:
+    def test_once_ships_and_exits_zero(self, tmp_path, env):
+        """--once ships what is there and returns 0."""
+        (tmp_path / "logs" / "a.log").write_bytes(b"one\ntwo\n")
+        assert main(["--once"]) == 0
+        assert sorted(stored_lines(tmp_path / "store")) == [b"one\n", b"two\n"]
+        assert main(["run", "--once"]) == 0
+
+    def test_once_fails_when_store_unusable(self, tmp_path, env, monkeypatch, capsys):
+        """--once exits non-zero with a message naming the store when it cannot write."""
+        (tmp_path / "blocker").write_text("")
+        monkeypatch.setenv("LOGSHIELD_SINK", f"file://{tmp_path / 'blocker'}")
+        (tmp_path / "logs" / "a.log").write_bytes(b"one\n")
+        assert main(["--once"]) == 1
+        err = capsys.readouterr().err
+        assert "blocker" in err and "Traceback" not in err
+
+    def test_config_error_exit_2_names_variable(self, env, monkeypatch, capsys):
+        """An invalid variable gives exit code 2 and names it, without a traceback."""
+        monkeypatch.setenv("LOGSHIELD_BATCH_MAX_AGE", "soon")
+        assert main(["--once"]) == 2
+        err = capsys.readouterr().err
+        assert "LOGSHIELD_BATCH_MAX_AGE" in err and "Traceback" not in err
+
+    def test_missing_paths(self, env, monkeypatch, capsys):
+        """Without LOGSHIELD_PATHS: exit 2 naming it."""
+        monkeypatch.delenv("LOGSHIELD_PATHS")
+        assert main(["check"]) == 2
+        assert "LOGSHIELD_PATHS" in capsys.readouterr().err
+
+    def test_future_checkpoint_refused(self, tmp_path, env, capsys):
+        """A checkpoint from a newer agent stops start-up with exit 2 and a clear message."""
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "checkpoints.json").write_text('{"version": 7, "streams": {}}')
+        assert main(["--once"]) == 2
+        assert "newer than this agent" in capsys.readouterr().err
+
+    def test_check(self, tmp_path, env, monkeypatch, capsys):
+        """check validates config and reaches the store."""
+        assert main(["check"]) == 0
+        assert "ok" in capsys.readouterr().out
+        (tmp_path / "blocker").write_text("")
+        monkeypatch.setenv("LOGSHIELD_SINK", f"file://{tmp_path / 'blocker' / 'x'}")
+        assert main(["check"]) == 1
+
+    def test_retention_apply_local(self, env, monkeypatch, capsys):
+        """retention apply on a local sink explains the sweep."""
+        monkeypatch.setenv("LOGSHIELD_RETENTION_DAYS", "30")
+        assert main(["retention", "apply"]) == 0
+        assert "deletes expired" in capsys.readouterr().out
+
+    def test_commands_registry(self):
+        """Sub-commands come from the registry, so verify/report can be added by listing a module."""
+        parser = build_parser()
+        assert set(COMMANDS) >= {"run", "check", "retention"}
+        assert parser.parse_args(["check"]).command == "check"
+
+    def test_console_entry_point_process(self, tmp_path, env):
+        """python -m logshield_agent with a bad variable exits 2 with a one-line message."""
+        proc = subprocess.run([sys.executable, "-m", "logshield_agent", "--once"],
+                              env={**os.environ, "LOGSHIELD_COMPRESSION": "rar"}, capture_output=True, timeout=60)
+        assert proc.returncode == 2
+        assert b"LOGSHIELD_COMPRESSION" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+class TestSinkFactory:
+    def test_local_default(self, tmp_path):
+        """Without LOGSHIELD_SINK the archive lives under the state directory."""
+        from logshield_agent.config import load_config
+        from logshield_agent.sinks import sink_from_config
+        from logshield_agent.sinks.local import LocalDirSink
+
+        sink = sink_from_config(load_config({"LOGSHIELD_PATHS": "x", "LOGSHIELD_STATE_DIR": str(tmp_path)}))
+        assert isinstance(sink, LocalDirSink) and sink.root == tmp_path.absolute() / "archive"
+
+    def test_s3_options_passed(self, monkeypatch):
+        """s3:// builds an S3Sink with the store options from the config."""
+        from logshield_agent.config import load_config
+        from logshield_agent.sinks import s3, sink_from_config
+
+        seen = {}
+
+        class FakeS3(s3.S3Sink):
+            def __init__(self, bucket, prefix="", **kw):
+                seen.update(kw, bucket=bucket, prefix=prefix)
+
+        monkeypatch.setattr(s3, "S3Sink", FakeS3)
+        sink_from_config(load_config({"LOGSHIELD_PATHS": "x", "LOGSHIELD_SINK": "s3://bkt/a/b",
+                                      "LOGSHIELD_S3_SSE": "aws:kms", "LOGSHIELD_S3_KMS_KEY_ID": "k",
+                                      "LOGSHIELD_RETENTION_DAYS": "7"}))
+        assert seen["bucket"] == "bkt" and seen["prefix"] == "a/b"
+        assert seen["sse"] == "aws:kms" and seen["kms_key_id"] == "k" and seen["retention_days"] == 7
+
+    def test_azure_options_passed(self, monkeypatch):
+        """azure:// builds an AzureBlobSink with the store options from the config."""
+        from logshield_agent.config import load_config
+        from logshield_agent.sinks import azure_blob, sink_from_config
+
+        seen = {}
+
+        class FakeAzure(azure_blob.AzureBlobSink):
+            def __init__(self, container, prefix="", **kw):
+                seen.update(kw, container=container, prefix=prefix)
+
+        monkeypatch.setattr(azure_blob, "AzureBlobSink", FakeAzure)
+        sink_from_config(load_config({"LOGSHIELD_PATHS": "x", "LOGSHIELD_SINK": "azure://logs/p",
+                                      "LOGSHIELD_AZURE_IMMUTABILITY": "locked",
+                                      "LOGSHIELD_AZURE_ACCESS_TIER": "Cool"}))
+        assert seen["container"] == "logs" and seen["prefix"] == "p"
+        assert seen["immutability"] == "locked" and seen["access_tier"] == "Cool"

@@ -1,0 +1,116 @@
+"""Configuration: parsed once, errors name the variable, CONFIG.md matches the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from logshield_agent.config import VARIABLES, AgentConfig, ConfigError, load_config, parse_bytes
+
+CONFIG_MD = Path(__file__).resolve().parents[2] / "agent" / "CONFIG.md"
+
+
+def render_config_md() -> str:
+    lines = [
+        "# logshield-agent configuration",
+        "",
+        "Environment variables only, parsed once at start-up by `logshield_agent/config.py`. An invalid value stops",
+        "the agent with exit code 2 and a message naming the variable. This table is checked against the code by",
+        "`tests/agent/test_config.py` (regenerate: `python -m tests.agent.test_config > agent/CONFIG.md`).",
+        "",
+        "Credentials come from the standard chains: boto3 (`AWS_*`, incl. `AWS_ENDPOINT_URL`) for S3;",
+        "`AZURE_STORAGE_CONNECTION_STRING`, `AZURE_STORAGE_SAS_TOKEN` or DefaultAzureCredential with",
+        "`LOGSHIELD_AZURE_ACCOUNT_URL` for Azure. `LOGSHIELD_REDACT` also reads the library's `LOGSHIELD_*`",
+        "redaction variables (see the presidio-logshield documentation).",
+        "",
+        "| Variable | Default | Meaning |",
+        "|---|---|---|",
+    ]
+    for name, (default, meaning) in VARIABLES.items():
+        lines.append(f"| `LOGSHIELD_{name}` | {default} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+class TestLoadConfig:
+    def test_defaults(self):
+        """Only LOGSHIELD_PATHS is required; the documented defaults apply."""
+        config = load_config({"LOGSHIELD_PATHS": "/var/log/*.log"})
+        assert config.paths == ("/var/log/*.log",)
+        assert config.batch_max_bytes == 16 * 1024 * 1024
+        assert config.batch_max_age == 60
+        assert config.compression == "zstd"
+        assert config.redact == "off"
+        assert config.http_bind == ("127.0.0.1", 9870)
+        assert config.max_line_bytes == 1024 * 1024
+        assert config.sink_url.startswith("file://") and config.sink_url.endswith("/.logshield-state/archive")
+
+    def test_frozen(self):
+        """The configuration object cannot be changed after parsing."""
+        config = load_config({"LOGSHIELD_PATHS": "a"})
+        with pytest.raises(Exception):  # noqa: B017
+            config.paths = ("b",)
+
+    def test_paths_split_on_commas(self):
+        """LOGSHIELD_PATHS is a comma-separated list of globs."""
+        assert load_config({"LOGSHIELD_PATHS": " /a/*.log , /b/x.log,"}).paths == ("/a/*.log", "/b/x.log")
+
+    def test_sizes_and_off(self):
+        """Byte sizes accept unit suffixes and HTTP_ADDR=off disables the server."""
+        config = load_config({"LOGSHIELD_PATHS": "a", "LOGSHIELD_BATCH_MAX_BYTES": "2MiB",
+                              "LOGSHIELD_MAX_LINE_BYTES": "64k", "LOGSHIELD_HTTP_ADDR": "off"})
+        assert config.batch_max_bytes == 2 * 1024 * 1024
+        assert config.max_line_bytes == 64 * 1024
+        assert config.http_bind is None
+        assert parse_bytes("10") == 10
+
+    @pytest.mark.parametrize(
+        ("env", "variable"),
+        [
+            ({}, "LOGSHIELD_PATHS"),
+            ({"LOGSHIELD_PATHS": " , "}, "LOGSHIELD_PATHS"),
+            ({"LOGSHIELD_COMPRESSION": "lz4"}, "LOGSHIELD_COMPRESSION"),
+            ({"LOGSHIELD_BATCH_MAX_BYTES": "lots"}, "LOGSHIELD_BATCH_MAX_BYTES"),
+            ({"LOGSHIELD_BATCH_MAX_AGE": "-1"}, "LOGSHIELD_BATCH_MAX_AGE"),
+            ({"LOGSHIELD_SINK": "ftp://host/x"}, "LOGSHIELD_SINK"),
+            ({"LOGSHIELD_SINK": "s3://"}, "LOGSHIELD_SINK"),
+            ({"LOGSHIELD_REDACT": "yes"}, "LOGSHIELD_REDACT"),
+            ({"LOGSHIELD_HTTP_ADDR": "localhost"}, "LOGSHIELD_HTTP_ADDR"),
+            ({"LOGSHIELD_SERVICE": "a/b"}, "LOGSHIELD_SERVICE"),
+            ({"LOGSHIELD_S3_OBJECT_LOCK_MODE": "forever"}, "LOGSHIELD_S3_OBJECT_LOCK_MODE"),
+            ({"LOGSHIELD_AZURE_IMMUTABILITY": "sure"}, "LOGSHIELD_AZURE_IMMUTABILITY"),
+            ({"LOGSHIELD_RETENTION_DAYS": "0"}, "LOGSHIELD_RETENTION_DAYS"),
+            ({"LOGSHIELD_MAX_LINE_BYTES": "1GiB"}, "LOGSHIELD_MAX_LINE_BYTES"),
+        ],
+    )
+    def test_invalid_value_names_variable(self, env, variable):
+        """Every invalid value raises ConfigError naming the LOGSHIELD_* variable."""
+        environ = {"LOGSHIELD_PATHS": "/x/*.log", **env}
+        if not env:
+            environ = {}
+        with pytest.raises(ConfigError, match=variable):
+            load_config(environ)
+
+    def test_ignores_process_environment(self, monkeypatch):
+        """An explicit environ mapping is the only source (no hidden os.environ reads)."""
+        monkeypatch.setenv("LOGSHIELD_COMPRESSION", "gzip")
+        assert load_config({"LOGSHIELD_PATHS": "a"}).compression == "zstd"
+
+
+class TestConfigDoc:
+    def test_every_field_has_a_variable(self):
+        """Every AgentConfig field is documented in VARIABLES and vice versa."""
+        assert {name.lower() for name in VARIABLES} == set(AgentConfig.model_fields)
+
+    def test_config_md_is_current(self):
+        """agent/CONFIG.md is exactly what VARIABLES renders to."""
+        assert CONFIG_MD.read_text() == render_config_md()
+
+    def test_config_md_lists_every_variable(self):
+        """Each variable appears once as a table row."""
+        rows = re.findall(r"^\| `(LOGSHIELD_[A-Z0-9_]+)` \|", CONFIG_MD.read_text(), re.M)
+        assert sorted(rows) == sorted(f"LOGSHIELD_{n}" for n in VARIABLES)
+
+
+if __name__ == "__main__":
+    print(render_config_md(), end="")

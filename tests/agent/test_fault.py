@@ -1,0 +1,162 @@
+"""SIGKILL the real ``logshield-agent`` process at random moments while an app writes and rotates its log.
+
+The writer rotates both by rename (keeps writing to the old handle briefly, like an app that reopens late) and by
+copytruncate. Honesty note: copytruncate has an inherent window — lines written between the copy and the truncate
+exist in neither file. Real logrotate has it too; no tailer can close it. This writer is the only writer and does
+the copy+truncate itself between two complete, flushed lines, so the window is empty and *every* line must arrive
+exactly once. Lines are flushed whole (one write per line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .conftest import assert_no_overlap, stored_lines, stored_objects
+
+pytestmark = pytest.mark.slow
+
+
+class RotatingWriter(threading.Thread):
+    def __init__(self, directory: Path, seed: int) -> None:
+        super().__init__(name="test-writer")
+        self.directory = directory
+        self.log = directory / "app.log"
+        self.lines: list[bytes] = []
+        self.stop = threading.Event()
+        self.rng = random.Random(seed)
+
+    def _shift(self) -> None:
+        existing = sorted((int(p.name.rsplit(".", 1)[1]) for p in self.directory.glob("app.log.*")), reverse=True)
+        for n in existing:
+            os.rename(self.directory / f"app.log.{n}", self.directory / f"app.log.{n + 1}")
+
+    def _write(self, fh, n: int) -> None:
+        for _ in range(n):
+            i = len(self.lines)
+            line = f'{{"ts":"2026-11-23T15:{i // 600 % 60:02d}:00Z","seq":{i},"pad":"{"x" * self.rng.randint(0, 80)}"}}\n'
+            fh.write(line.encode())
+            fh.flush()
+            self.lines.append(line.encode())
+
+    def run(self) -> None:
+        fh = open(self.log, "ab", buffering=0)  # noqa: SIM115
+        rotation = 0
+        while not self.stop.is_set():
+            self._write(fh, self.rng.randint(20, 120))
+            time.sleep(self.rng.uniform(0, 0.03))
+            if self.rng.random() < 0.25:
+                rotation += 1
+                self._shift()
+                if rotation % 2:
+                    os.rename(self.log, self.directory / "app.log.1")
+                    self._write(fh, self.rng.randint(0, 10))  # late writes through the old handle
+                    fh.close()
+                    fh = open(self.log, "ab", buffering=0)  # noqa: SIM115
+                else:
+                    shutil.copyfile(self.log, self.directory / "app.log.1")
+                    os.truncate(self.log, 0)
+        fh.close()
+
+
+def agent_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSHIELD_")}
+    env.update({
+        "LOGSHIELD_PATHS": str(tmp_path / "logs" / "app.log*"),
+        "LOGSHIELD_STATE_DIR": str(tmp_path / "state"),
+        "LOGSHIELD_SINK": f"file://{tmp_path / 'store'}",
+        "LOGSHIELD_HTTP_ADDR": "off",
+        "LOGSHIELD_POLL_INTERVAL": "0.05",
+        "LOGSHIELD_BATCH_MAX_AGE": "0.1",
+        "LOGSHIELD_BATCH_MAX_BYTES": "4KiB",
+        "LOGSHIELD_MAX_LINE_BYTES": "1KiB",
+        "LOGSHIELD_SHUTDOWN_GRACE": "1",
+        "LOGSHIELD_HOST": "faulthost",
+    })
+    return env
+
+
+def start_agent(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "logshield_agent", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+class TestSigkill:
+    @pytest.mark.timeout(120)
+    def test_no_loss_no_duplicates_under_sigkill(self, tmp_path):
+        """Kill -9 at random moments during rename and copytruncate rotation: every line stored exactly once."""
+        (tmp_path / "logs").mkdir()
+        env = agent_env(tmp_path)
+        seed = int(os.environ.get("LOGSHIELD_FAULT_SEED", random.randrange(1 << 30)))
+        rng = random.Random(seed)
+        writer = RotatingWriter(tmp_path / "logs", seed)
+        writer.start()
+        try:
+            for _ in range(4):
+                agent = start_agent(env)
+                time.sleep(rng.uniform(0.6, 1.6))
+                agent.send_signal(signal.SIGKILL)
+                agent.wait(10)
+                agent.stderr.close()
+        finally:
+            writer.stop.set()
+            writer.join(10)
+        once = start_agent(env, "--once")
+        _, err = once.communicate(timeout=60)
+        assert once.returncode == 0, err.decode(errors="replace")[-2000:]
+        stored = stored_lines(tmp_path / "store")
+        expected = Counter(writer.lines)
+        missing = expected - stored
+        extra = stored - expected
+        assert not missing and not extra, (
+            f"seed={seed}: {sum(missing.values())} lost, {sum(extra.values())} duplicated/unexpected "
+            f"(of {len(writer.lines)}); e.g. lost {list(missing)[:3]}, extra {list(extra)[:3]}")
+        assert_no_overlap(tmp_path / "store")
+        sources = {key.rsplit("/", 1)[1].split("-")[0] for key in stored_objects(tmp_path / "store")}
+        assert len(writer.lines) > 300 and len(sources) > 2, "the scenario did not rotate enough to mean anything"
+
+    def test_sigterm_flushes_and_exits_zero(self, tmp_path):
+        """SIGTERM: health endpoints served while running; the open batch ships in the grace period; exit 0."""
+        (tmp_path / "logs").mkdir()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = agent_env(tmp_path) | {"LOGSHIELD_BATCH_MAX_AGE": "3600", "LOGSHIELD_HTTP_ADDR": f"127.0.0.1:{port}"}
+        lines = [f"line {i}\n".encode() for i in range(100)]
+        (tmp_path / "logs" / "app.log").write_bytes(b"".join(lines))
+        agent = start_agent(env)
+        try:
+            deadline = time.monotonic() + 30
+            metrics = ""
+            while time.monotonic() < deadline and "logshield_lines_read_total 100.0" not in metrics:
+                time.sleep(0.1)
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310
+                        metrics = resp.read().decode()
+                except OSError:
+                    continue
+            assert "logshield_lines_read_total 100.0" in metrics
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:  # noqa: S310
+                assert resp.status == 200
+            assert stored_lines(tmp_path / "store") == Counter()  # batch still open (max age 1 h)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            _, err = agent.communicate(timeout=20)
+        assert agent.returncode == 0, err.decode(errors="replace")
+        assert stored_lines(tmp_path / "store") == Counter(lines)
+        for line in err.decode().splitlines():
+            json.loads(line)  # the agent's own logs are JSON lines
+        assert b"line 1" not in err  # and never contain log content

@@ -1,0 +1,90 @@
+"""LocalDirSink: conditional, atomic puts; metadata; retention; sweep."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from logshield_agent.retention import sweep_expired
+from logshield_agent.sinks.base import ObjectConflictError, ObjectLockedError, SinkError
+from logshield_agent.sinks.local import LocalDirSink
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+class TestLocalDirSink:
+    def test_put_get_head_list(self, tmp_path):
+        """A stored object reads back with its metadata; sidecars are not listed."""
+        sink = LocalDirSink(tmp_path)
+        result = sink.put("a/b.ndjson", b"x\n", sha256=sha(b"x\n"), metadata={"logshield-lines": "1"})
+        assert not result.already_existed
+        assert sink.get("a/b.ndjson") == b"x\n"
+        assert sink.head("a/b.ndjson").metadata == {"logshield-lines": "1"}
+        assert [i.key for i in sink.list()] == ["a/b.ndjson"]
+        assert sink.head("nope") is None
+        with pytest.raises(KeyError):
+            sink.get("nope")
+
+    def test_same_bytes_is_success(self, tmp_path):
+        """Putting identical content again reports already_existed."""
+        sink = LocalDirSink(tmp_path)
+        sink.put("k", b"1", sha256=sha(b"1"), metadata={})
+        assert sink.put("k", b"1", sha256=sha(b"1"), metadata={}).already_existed
+
+    def test_different_bytes_conflict_never_overwrite(self, tmp_path):
+        """Different content under an existing key raises and leaves the object untouched."""
+        sink = LocalDirSink(tmp_path)
+        sink.put("k", b"1", sha256=sha(b"1"), metadata={})
+        with pytest.raises(ObjectConflictError):
+            sink.put("k", b"2", sha256=sha(b"2"), metadata={})
+        assert sink.get("k") == b"1"
+
+    def test_prefix(self, tmp_path):
+        """Keys are relative to the sink's prefix."""
+        sink = LocalDirSink(tmp_path, "logs/x")
+        sink.put("k", b"1", sha256=sha(b"1"), metadata={})
+        assert (tmp_path / "logs" / "x" / "k").read_bytes() == b"1"
+        assert [i.key for i in sink.list()] == ["k"]
+
+    def test_retention_blocks_delete_until_expiry(self, tmp_path):
+        """An object under retention cannot be deleted; the sweep removes it once expired."""
+        sink = LocalDirSink(tmp_path, retention_days=1)
+        sink.put("k", b"1", sha256=sha(b"1"), metadata={})
+        with pytest.raises(ObjectLockedError):
+            sink.delete("k")
+        assert sweep_expired(sink) == 0
+        assert sweep_expired(sink, now=datetime.now(timezone.utc) + timedelta(days=2)) == 1
+        assert sink.head("k") is None and list(tmp_path.iterdir()) == []
+
+    def test_check_reports_unusable_dir(self, tmp_path):
+        """check() fails with SinkError when the directory cannot be used."""
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        with pytest.raises(SinkError):
+            LocalDirSink(blocker / "sub").check()
+        LocalDirSink(tmp_path / "new").check()
+
+    def test_put_into_unusable_dir_is_permanent_error(self, tmp_path):
+        """A path that cannot be a directory is a configuration error, not a transient one."""
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        with pytest.raises(SinkError):
+            LocalDirSink(blocker).put("a/k", b"1", sha256=sha(b"1"), metadata={})
+
+
+class TestRotatedRetentionPlan:
+    def test_policies(self):
+        """delete removes every eligible file; keep honours days and bytes; grace protects recent files."""
+        from logshield_agent.retention import RotatedFile, plan_rotated_deletions
+
+        now = 100 * 86400.0
+        files = [RotatedFile("old", 100, now - 10 * 86400), RotatedFile("mid", 100, now - 2 * 86400),
+                 RotatedFile("new", 100, now - 10)]
+        kw = {"grace": 60.0, "now": now, "keep_days": None, "keep_bytes": None}
+        assert plan_rotated_deletions(files, mode="delete", **kw) == ["old", "mid"]
+        assert plan_rotated_deletions(files, mode="keep", **kw) == []
+        assert plan_rotated_deletions(files, mode="keep", **(kw | {"keep_days": 5})) == ["old"]
+        assert plan_rotated_deletions(files, mode="keep", **(kw | {"keep_bytes": 150})) == ["old", "mid"]
