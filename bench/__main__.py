@@ -57,6 +57,12 @@ class NaivePresidioFilter(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
+        import tldextract
+        import tldextract.tldextract
+
+        # Presidio's e-mail recognizer calls tldextract.extract, which downloads the public-suffix list on
+        # first use: keep the baseline offline with the snapshot bundled in tldextract.
+        tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
         from presidio_anonymizer import AnonymizerEngine
