@@ -38,6 +38,7 @@ demo: install
 
 bench: install
 	$(PY) -m bench
+	$(PY) -m bench.agent
 
 lint: install
 	$(VENV)/bin/ruff check presidio_logshield agent tests bench deploy demo
