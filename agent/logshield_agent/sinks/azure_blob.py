@@ -41,13 +41,11 @@ from logshield_agent.sinks._cloud import (
 )
 from logshield_agent.sinks.base import (
     META_SHA256,
-    ObjectConflictError,
     ObjectInfo,
     ObjectLockedError,
     PutResult,
     Sink,
     SinkError,
-    SinkUnavailableError,
 )
 
 __all__ = ["AzureBlobSink"]
@@ -163,7 +161,7 @@ class AzureBlobSink(Sink):
         except AzureError as exc:
             if error_code(exc) not in ("BlobAlreadyExists", "ConditionNotMet"):
                 raise self._error(exc, "put", full) from exc
-            result = self._resolve_existing(key, full, len(body), sha256)
+            result = self.resolve_existing(key, f"azure://{self.account}/{self.container}/{full}", len(body), sha256)
             if until is not None:
                 self._ensure_policy(blob, full, until)
             return result
@@ -203,20 +201,6 @@ class AzureBlobSink(Sink):
                     f"container {self.container!r}: enable version-level immutability or set immutability='off'"
                 ) from None
             raise self._error(exc, "put", full) from exc
-
-    def _resolve_existing(self, key: str, full: str, size: int, sha256: str) -> PutResult:
-        info = self.head(key)
-        if info is None:
-            raise SinkUnavailableError(f"concurrent write to {self.container}/{full} in progress; retry")
-        stored = info.metadata.get(META_SHA256)
-        if stored is None:
-            stored = hashlib.sha256(self.get(key)).hexdigest()
-        if stored.lower() != sha256:
-            raise ObjectConflictError(
-                f"azure://{self.account}/{self.container}/{full} already exists with different content "
-                f"(sha256 {stored[:12]}… ≠ {sha256[:12]}…); it was not overwritten"
-            )
-        return PutResult(key=key, size=size, sha256=sha256, already_existed=True)
 
     # -- reads
     def get(self, key: str) -> bytes:

@@ -9,6 +9,7 @@ the same SHA-256 it counts as success (``PutResult.already_existed``); with diff
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -108,6 +109,22 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def check(self) -> None:
         """Reach the store and verify the target exists and credentials work; raise ``SinkError`` if not."""
+
+    def resolve_existing(self, key: str, location: str, size: int, sha256: str) -> PutResult:
+        """After a conditional put was refused: identical stored content is success, different is a conflict.
+
+        ``location`` names the object for messages (e.g. ``s3://bucket/key``) and must hold no secret.
+        """
+        info = self.head(key)
+        if info is None:  # a concurrent upload of the same key was in flight and did not (yet) land
+            raise SinkUnavailableError(f"concurrent write to {location} in progress; retry")
+        stored = info.metadata.get(META_SHA256) or hashlib.sha256(self.get(key)).hexdigest()
+        if stored.lower() != sha256:
+            raise ObjectConflictError(
+                f"{location} already exists with different content (sha256 {stored[:12]}… ≠ {sha256[:12]}…); "
+                "it was not overwritten"
+            )
+        return PutResult(key=key, size=size, sha256=sha256, already_existed=True)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections."""

@@ -42,13 +42,11 @@ from logshield_agent.sinks._cloud import (
 from logshield_agent.sinks._s3_errors import classify_error, error_code
 from logshield_agent.sinks.base import (
     META_SHA256,
-    ObjectConflictError,
     ObjectInfo,
     ObjectLockedError,
     PutResult,
     Sink,
     SinkError,
-    SinkUnavailableError,
 )
 
 __all__ = ["S3Sink"]
@@ -145,7 +143,7 @@ class S3Sink(Sink):
             )
         except _SDK_ERRORS as exc:
             if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return self._resolve_existing(key, full, len(body), sha256, error_code(exc))
+                return self.resolve_existing(key, f"s3://{self.bucket}/{full}", len(body), sha256)
             raise self._error(exc, "put", full) from exc
         return PutResult(key=key, size=len(body), sha256=sha256)
 
@@ -175,7 +173,7 @@ class S3Sink(Sink):
 
     def _put_multipart(self, key: str, full: str, body: bytes, sha256: str, args: dict[str, Any]) -> PutResult:
         if self.head(key) is not None:  # skip re-uploading a batch that is already there
-            return self._resolve_existing(key, full, len(body), sha256, "exists")
+            return self.resolve_existing(key, f"s3://{self.bucket}/{full}", len(body), sha256)
         try:
             upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=full, **args)["UploadId"]
         except _SDK_ERRORS as exc:
@@ -200,7 +198,7 @@ class S3Sink(Sink):
         except _SDK_ERRORS as exc:
             self._abort(full, upload_id)
             if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return self._resolve_existing(key, full, len(body), sha256, error_code(exc))
+                return self.resolve_existing(key, f"s3://{self.bucket}/{full}", len(body), sha256)
             raise self._error(exc, "multipart upload", full) from exc
         return PutResult(key=key, size=len(body), sha256=sha256)
 
@@ -209,21 +207,6 @@ class S3Sink(Sink):
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
         except _SDK_ERRORS as exc:  # the lifecycle rule's AbortIncompleteMultipartUpload cleans up leftovers
             log.warning("could not abort multipart upload of s3://%s/%s: %s", self.bucket, full, error_code(exc))
-
-    def _resolve_existing(self, key: str, full: str, size: int, sha256: str, why: str) -> PutResult:
-        info = self.head(key)
-        if info is None:
-            # 409: a concurrent upload of the same key was in flight and did not (yet) land.
-            raise SinkUnavailableError(f"concurrent write to s3://{self.bucket}/{full} in progress ({why}); retry")
-        stored = info.metadata.get(META_SHA256)
-        if stored is None:
-            stored = hashlib.sha256(self.get(key)).hexdigest()
-        if stored.lower() != sha256:
-            raise ObjectConflictError(
-                f"s3://{self.bucket}/{full} already exists with different content (sha256 {stored[:12]}… ≠ "
-                f"{sha256[:12]}…); it was not overwritten"
-            )
-        return PutResult(key=key, size=size, sha256=sha256, already_existed=True)
 
     # -- reads
     def get(self, key: str) -> bytes:
