@@ -67,9 +67,8 @@ def build_redactor(mode: str) -> RecordRedactor | None:
             f"LOGSHIELD_REDACT={mode} needs presidio_logshield.redactor ({type(exc).__name__}: {exc.name}); "
             "install presidio-logshield with redaction support"
         ) from None
-    from_env = getattr(lib_config.RedactionConfig, "from_env", None) or lib_config.redaction_config_from_env
     try:
-        config = from_env(mode=mode)
+        config = lib_config.redaction_config_from_env(mode=mode)
     except ValueError as exc:  # the library's ConfigError names its own LOGSHIELD_* variable
         raise RuntimeError(f"LOGSHIELD_REDACT={mode}: {exc}") from None
     return RecordRedactor(Redactor(config))
