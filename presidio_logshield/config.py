@@ -182,6 +182,10 @@ class HandlerConfig(_Frozen):
     #: Rotate the output file at this size (0: never) keeping this many backups (``app.log.1`` …).
     max_bytes: int = Field(default=0, ge=0)
     backup_count: int = Field(default=5, ge=0)
+    #: Seal every record into a per-stream chain (``stream``, ``seq``, ``chain`` fields).
+    chain: bool = True
+    #: HMAC key for the chain; None gives an unkeyed SHA-256 chain (detects accidents, not forgery).
+    chain_key: SecretBytes | None = None
 
 
 def _key_id(key: SecretBytes | None) -> str:
@@ -208,7 +212,7 @@ def _decode_key(raw: str | bytes) -> bytes:
     return text.encode()
 
 
-_SECRET_FIELDS = ("pseudonym_key", "encryption_key")
+_SECRET_FIELDS = ("pseudonym_key", "encryption_key", "chain_key")
 
 
 def _gather(model: type[BaseModel], kwargs: Mapping[str, Any], environ: Mapping[str, str],

@@ -16,6 +16,7 @@ import time
 import weakref
 from typing import Any, TextIO
 
+from .audit.chain import RecordChain
 from .config import HandlerConfig, load_handler_config
 from .output import encode_lines, rfc3339
 from .pipeline import Pipeline, in_logshield_thread
@@ -57,6 +58,12 @@ class PIIRedactingHandler(logging.Handler):
         # ``redactor`` is for tests and embedders; normally one Redactor per configuration is shared.
         self.pipeline = Pipeline(self.config, (lambda: redactor) if redactor is not None
                                  else (lambda: shared_redactor(self.config.redaction)))
+        if self.config.chain:
+            key = self.config.chain_key.get_secret_value() if self.config.chain_key else None
+            self.chain: RecordChain | None = RecordChain(key)
+            self.pipeline.sealer = self.chain.seal
+        else:
+            self.chain = None
         self._write_lock = threading.Lock()
         self._closed = False
         self._reported_drops = 0
@@ -101,9 +108,9 @@ class PIIRedactingHandler(logging.Handler):
 
     # -- worker side -----------------------------------------------------------------------------------------
     def _write(self, snaps: list[RecordSnapshot]) -> None:
-        text = self.pipeline.render(snaps)
+        # Render (which seals into the chain) and write under one lock: chain order is file order.
         with self._write_lock:
-            text += self._drop_report(snaps[-1])
+            text = self.pipeline.render(snaps) + self._drop_report(snaps[-1])
             try:
                 self.writer.write(text)
                 self.writer.flush()
@@ -170,6 +177,8 @@ class PIIRedactingHandler(logging.Handler):
         self._new_queue()
         self._reported_drops = 0
         self.pipeline.reset_after_fork()
+        if self.chain is not None:
+            self.chain.restart_after_fork()
         self.writer.reopen_after_fork()
         self.createLock()
 
