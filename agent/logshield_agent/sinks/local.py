@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .._durable import fsync_dir, write_synced
 from ._cloud import resolve_retain_until
 from .base import ObjectConflictError, ObjectInfo, ObjectLockedError, PutResult, Sink, SinkError, SinkUnavailableError
 
@@ -70,7 +71,7 @@ class LocalDirSink(Sink):
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except (PermissionError, NotADirectoryError, FileExistsError) as exc:
             raise SinkError(f"cannot write to {path.parent}: {exc.strerror or type(exc).__name__}") from exc
         except OSError as exc:
@@ -143,7 +144,7 @@ class LocalDirSink(Sink):
             path.unlink()
         with contextlib.suppress(FileNotFoundError):
             Path(str(path) + META_SUFFIX).unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def check(self) -> None:
         try:
@@ -161,20 +162,5 @@ class LocalDirSink(Sink):
 
 def _write_temp(directory: Path, data: bytes) -> Path:
     tmp = directory / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_synced(tmp, data, flags=os.O_EXCL, mode=0o644)
     return tmp
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

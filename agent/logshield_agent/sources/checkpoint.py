@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._durable import fsync_dir, write_synced
+
 __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "Checkpointer", "Intent", "StreamState"]
 
 CHECKPOINT_VERSION = 1
@@ -144,21 +146,6 @@ class Checkpointer:
             separators=(",", ":"),
         ).encode()
         tmp = self.state_dir / f".{FILENAME}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(tmp, body, flags=os.O_TRUNC, mode=0o600)
         os.replace(tmp, self.path)
         fsync_dir(self.state_dir)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
