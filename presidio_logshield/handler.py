@@ -12,13 +12,12 @@ import logging
 import os
 import sys
 import threading
-import time
 import weakref
 from typing import Any, TextIO
 
 from .audit.chain import RecordChain
 from .config import HandlerConfig, load_handler_config
-from .output import encode_lines, rfc3339
+from .output import dropped_records_document, encode_lines
 from .pipeline import Pipeline, in_logshield_thread
 from .record import RecordSnapshot, snapshot
 from .redaction import shared_redactor
@@ -110,7 +109,7 @@ class PIIRedactingHandler(logging.Handler):
     def _write(self, snaps: list[RecordSnapshot]) -> None:
         # Render (which seals into the chain) and write under one lock: chain order is file order.
         with self._write_lock:
-            text = self.pipeline.render(snaps) + self._drop_report(snaps[-1])
+            text = self.pipeline.render(snaps) + self._drop_report()
             try:
                 self.writer.write(text)
                 self.writer.flush()
@@ -118,17 +117,12 @@ class PIIRedactingHandler(logging.Handler):
                 sys.stderr.write(f"presidio_logshield: cannot write log output: {type(exc).__name__}: "
                                  f"{getattr(exc, 'strerror', '') or ''}\n")
 
-    def _drop_report(self, last: RecordSnapshot) -> str:
+    def _drop_report(self) -> str:
         dropped = self.queue.dropped
         if dropped == self._reported_drops:
             return ""
         newly, self._reported_drops = dropped - self._reported_drops, dropped
-        doc = {
-            "timestamp": _now_rfc3339(), "level": "WARNING", "logger": "presidio_logshield",
-            "message": f"{newly} log records dropped: queue full (overflow={self.config.overflow})",
-            "service": self.config.service, "host": self.config.host, "pid": os.getpid(),
-            "thread": "logshield-worker", "logshield_dropped": newly, "logshield_dropped_total": dropped,
-        }
+        doc = dropped_records_document(newly, dropped, self.config.overflow, self.config.service, self.config.host)
         if self.pipeline.sealer is not None:
             doc = self.pipeline.sealer(doc)
         return encode_lines([doc])
@@ -181,10 +175,6 @@ class PIIRedactingHandler(logging.Handler):
             self.chain.restart_after_fork()
         self.writer.reopen_after_fork()
         self.createLock()
-
-
-def _now_rfc3339() -> str:
-    return rfc3339(time.time())
 
 
 def _for_each_handler(method: str) -> None:

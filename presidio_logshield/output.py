@@ -9,6 +9,8 @@ Every line has the same top-level shape — ``timestamp`` (RFC 3339, UTC), ``lev
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from .record import RecordSnapshot
 
 __all__ = [
-    "BASE_FIELDS",
+    "dropped_records_document",
     "encode",
     "encode_lines",
     "failed_closed_document",
@@ -25,7 +27,6 @@ __all__ = [
     "rfc3339",
 ]
 
-BASE_FIELDS = ("timestamp", "level", "logger", "message", "service", "host", "pid", "thread")
 _PARTS = 5  # values per snapshot handed to the redactor: message, extra, context, exception, stack_info
 
 
@@ -34,17 +35,32 @@ def rfc3339(created: float) -> str:
         "+00:00", "Z")
 
 
-def _base(snap: RecordSnapshot, service: str, host: str, message: Any) -> dict[str, Any]:
+def _header(created: float, level: str, logger: str, message: Any, service: str, host: str, pid: int | None,
+            thread: str | None) -> dict[str, Any]:
     return {
-        "timestamp": rfc3339(snap.created),
-        "level": snap.levelname,
-        "logger": snap.name,
+        "timestamp": rfc3339(created),
+        "level": level,
+        "logger": logger,
         "message": message,
         "service": service,
         "host": host,
-        "pid": snap.process,
-        "thread": snap.thread_name,
+        "pid": pid,
+        "thread": thread,
     }
+
+
+def _base(snap: RecordSnapshot, service: str, host: str, message: Any) -> dict[str, Any]:
+    return _header(snap.created, snap.levelname, snap.name, message, service, host, snap.process, snap.thread_name)
+
+
+def dropped_records_document(newly: int, total: int, overflow: str, service: str, host: str) -> dict[str, Any]:
+    """The handler's own warning that ``newly`` records were dropped because the queue was full."""
+    doc = _header(time.time(), "WARNING", "presidio_logshield",
+                  f"{newly} log records dropped: queue full (overflow={overflow})", service, host, os.getpid(),
+                  "logshield-worker")
+    doc["logshield_dropped"] = newly
+    doc["logshield_dropped_total"] = total
+    return doc
 
 
 def _merge(doc: dict[str, Any], fields: Any) -> None:
