@@ -23,8 +23,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ._log import sanitize
@@ -41,7 +41,7 @@ from .sources.tailer import Stream, Tailer
 from .transforms.compress import CONTENT_ENCODING, compress
 from .transforms.events import event_time
 
-__all__ = ["Pipeline", "ShipError"]
+__all__ = ["Pipeline", "PipelineObserver", "ShipError", "ShippedBatch"]
 
 log = logging.getLogger("logshield_agent.pipeline")
 
@@ -51,6 +51,46 @@ FORGET_AFTER = 30 * 86400.0
 
 class ShipError(Exception):
     """``--once`` could not ship everything; the message says why (no secrets)."""
+
+
+@dataclass(frozen=True)
+class ShippedBatch:
+    """An object the store has just acknowledged, as observers see it (before the checkpoint advances)."""
+
+    key: str
+    sha256: str
+    size: int  # stored (compressed) bytes
+    lines: int
+    source: str  # stream fingerprint
+    byte_start: int
+    byte_end: int
+    first_event: str
+    last_event: str
+    service: str
+    records: Sequence[bytes]  # the lines as stored (after the optional redaction pass), newline-terminated
+    already_existed: bool
+
+
+class PipelineObserver:
+    """Hooks for work that follows the data path (archive digests, anomaly alerts). Defaults do nothing.
+
+    ``batch_shipped`` runs after the store acknowledged a batch and before the checkpoint advances, so an observer
+    that persists something there sees every batch at least once (again after a crash replay: de-duplicate by key).
+    An exception from an observer is logged and never stops shipping — unless the observer is ``critical`` (its
+    record is part of the evidence, e.g. the digest ledger): then the checkpoint does not advance and the batch is
+    offered again later (its put is idempotent), and ``--once`` fails with the reason.
+    """
+
+    critical = False
+
+    def batch_shipped(self, batch: ShippedBatch) -> None:
+        """A batch is in the store."""
+
+    def tick(self, wall: float) -> None:
+        """Called on every loop iteration of ``run`` (and once per ``run_once``) with the wall-clock time."""
+
+    def close(self, wall: float) -> None:
+        """The pipeline stops (after the final flush): write what must be written at shutdown."""
 
 
 class Pipeline:
@@ -70,6 +110,7 @@ class Pipeline:
         backoff_cap: float = 60.0,
         once_attempts: int = 6,
         settle: float | None = None,
+        observers: Sequence[PipelineObserver] = (),
     ) -> None:
         self.config = config
         self.sink = sink
@@ -83,6 +124,7 @@ class Pipeline:
         self.backoff_cap = backoff_cap
         self.once_attempts = once_attempts
         self.wake = threading.Event()
+        self.observers = tuple(observers)
         self.tailer = Tailer(
             config.paths, checkpointer,
             batch_max_bytes=config.batch_max_bytes, max_line_bytes=config.max_line_bytes, service=config.service,
@@ -105,11 +147,13 @@ class Pipeline:
                 self.wake.clear()
                 busy = self.step(stop)
                 self._housekeeping()
+                self._notify("tick", self.wall())
                 if not busy:
                     self.wake.wait(self.config.poll_interval)
                     if stop.is_set():
                         break
             self.flush(deadline=self.clock() + self.config.shutdown_grace)
+            self._notify("close", self.wall())
         finally:
             self.tailer.close()
 
@@ -130,6 +174,8 @@ class Pipeline:
                 ):
                     break
             self._update_gauges()
+            self._notify("tick", self.wall())
+            self._notify("close", self.wall())
         finally:
             self.tailer.close()
 
@@ -200,16 +246,44 @@ class Pipeline:
             self.checkpointer.record_intent(stream.fp, intent)
             batch.replay = intent
 
+        existed: list[bool] = []
+
         def put() -> None:
             result = self.sink.put(intent.key, body, sha256=sha, metadata=metadata,
                                    content_encoding=CONTENT_ENCODING[intent.compression])
+            existed.append(result.already_existed)
             if result.already_existed:
                 self.metrics.batches_existing.inc()
 
         if not self._with_retries(put, stream, stop=stop, deadline=deadline, attempts=attempts):
             return False
+        if self.observers:
+            failed = self._notify("batch_shipped", ShippedBatch(
+                key=intent.key, sha256=sha, size=len(body), lines=len(records), source=stream.fp,
+                byte_start=intent.start, byte_end=intent.end, first_event=metadata[sink_base.META_FIRST_EVENT],
+                last_event=metadata[sink_base.META_LAST_EVENT], service=stream.service, records=records,
+                already_existed=bool(existed and existed[-1])))
+            if failed is not None:
+                self.metrics.failures.labels("observer").inc()
+                if attempts is not None:
+                    raise ShipError(f"cannot record {intent.key} after upload: {failed}")
+                return False  # not acknowledged: offered again after the poll interval
         self._acknowledge(stream, lines=len(batch.records))
         return True
+
+    def _notify(self, hook: str, *args: object) -> str | None:
+        """Call ``hook`` on every observer; the error of the first critical observer that failed, else None."""
+        critical_error = None
+        for observer in self.observers:
+            try:
+                getattr(observer, hook)(*args)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {sanitize(str(exc))}"
+                log.error("observer failed", extra={"observer": type(observer).__name__, "hook": hook,
+                                                    "error": error})
+                if getattr(observer, "critical", False) and critical_error is None:
+                    critical_error = error
+        return critical_error
 
     def _resolve_incomplete_replay(self, stream: Stream, intent: Intent, **retry: object) -> bool:
         """The recorded range cannot be re-read (file truncated since): trust the store, else read on."""

@@ -469,3 +469,63 @@ class TestRotatedRetention:
         assert not (tmp_path / "logs" / "app.log.1").exists()
         assert log.exists()
         p.tailer.close()
+
+
+class RecordingObserver:
+    """Collects what the pipeline tells observers; optionally fails like a full disk."""
+
+    def __init__(self, *, critical: bool = False, fail_times: int = 0) -> None:
+        self.critical = critical
+        self.fail_times = fail_times
+        self.batches = []
+        self.ticks = 0
+        self.closed = 0
+
+    def batch_shipped(self, batch) -> None:
+        if self.fail_times:
+            self.fail_times -= 1
+            raise OSError("No space left on device")
+        self.batches.append(batch)
+
+    def tick(self, wall: float) -> None:
+        self.ticks += 1
+
+    def close(self, wall: float) -> None:
+        self.closed += 1
+
+
+class TestObservers:
+    def test_observer_sees_each_shipped_batch(self, tmp_path):
+        """An observer gets the stored key, hash, range and the records as stored, then a tick and a close."""
+        make_pipeline(tmp_path)
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 50))
+        observer = RecordingObserver()
+        make_pipeline(tmp_path, observers=[observer]).run_once()
+        (batch,) = observer.batches
+        assert list(batch.records) == expected and batch.lines == 50
+        assert (batch.byte_start, batch.byte_end) == (0, sum(map(len, expected)))
+        assert batch.key in stored_objects(tmp_path / "store") and not batch.already_existed
+        assert observer.ticks == 1 and observer.closed == 1
+
+    def test_failing_plain_observer_does_not_stop_shipping(self, tmp_path):
+        """A non-critical observer's error is logged; the checkpoint still advances."""
+        make_pipeline(tmp_path)
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 5))
+        make_pipeline(tmp_path, observers=[RecordingObserver(fail_times=1)]).run_once()
+        observer = RecordingObserver()
+        make_pipeline(tmp_path, observers=[observer]).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected) and observer.batches == []
+
+    def test_failing_critical_observer_holds_the_checkpoint(self, tmp_path):
+        """A critical observer's error keeps the batch unacknowledged; the next run offers it again."""
+        from logshield_agent.pipeline import ShipError
+
+        make_pipeline(tmp_path)
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 5))
+        with pytest.raises(ShipError, match="No space left"):
+            make_pipeline(tmp_path, observers=[RecordingObserver(critical=True, fail_times=1)]).run_once()
+        observer = RecordingObserver(critical=True)
+        make_pipeline(tmp_path, observers=[observer]).run_once()
+        (batch,) = observer.batches
+        assert batch.already_existed and list(batch.records) == expected
+        assert stored_lines(tmp_path / "store") == exactly(expected)
