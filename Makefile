@@ -8,9 +8,18 @@ NODE_STAMP := node_modules/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: install test demo bench lint clean
+.PHONY: install browser test demo bench lint clean
 
-install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP) browser
+
+# Debian's Chromium renders the compliance report in a test (driven by playwright-core from node_modules).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+	      || echo "warning: could not install chromium; the report's browser test will be skipped"; \
+	  else echo "note: install Debian's chromium (apt-get install chromium) to run the report's browser test"; fi; }
 
 $(STAMP): pyproject.toml agent/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

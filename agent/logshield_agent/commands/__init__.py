@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "check": "check",
     "retention": "retention",
+    "report": "report",
 }
 
 
