@@ -186,6 +186,9 @@ class HandlerConfig(_Frozen):
     chain: bool = True
     #: HMAC key for the chain; None gives an unkeyed SHA-256 chain (detects accidents, not forgery).
     chain_key: SecretBytes | None = None
+    #: After the models load, move every live object to the collector's permanent generation (``gc.freeze``) so
+    #: the ~100k long-lived Presidio/spaCy objects are not rescanned by every full collection.
+    gc_freeze: bool = True
 
 
 def _key_id(key: SecretBytes | None) -> str:

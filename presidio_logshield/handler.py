@@ -7,6 +7,7 @@ Never raises into the application, never writes raw text when redaction fails, d
 from __future__ import annotations
 
 import atexit
+import codecs
 import contextlib
 import logging
 import os
@@ -15,9 +16,9 @@ import threading
 import weakref
 from typing import Any, TextIO
 
-from .audit.chain import RecordChain
+from .audit.chain import RecordChain, last_chain_tip, stream_paths
 from .config import HandlerConfig, load_handler_config
-from .output import dropped_records_document, encode_lines
+from .output import dropped_records_document
 from .pipeline import Pipeline, in_logshield_thread
 from .record import RecordSnapshot, snapshot
 from .redaction import shared_redactor
@@ -48,9 +49,11 @@ class PIIRedactingHandler(logging.Handler):
         self.config = config if config is not None else load_handler_config(**options)
         if filename is not None and stream is not None:
             raise ValueError("give PIIRedactingHandler a filename or a stream, not both")
+        if codecs.lookup(encoding).name != "utf-8":
+            raise ValueError(f"PIIRedactingHandler writes JSON lines in UTF-8; encoding={encoding!r} is not supported")
         self.writer: LineWriter
         if filename is not None:
-            self.writer = FileWriter(filename, encoding=encoding, max_bytes=self.config.max_bytes,
+            self.writer = FileWriter(filename, max_bytes=self.config.max_bytes,
                                      backup_count=self.config.backup_count)
         else:
             self.writer = StreamWriter(stream if stream is not None else sys.stderr)
@@ -59,7 +62,9 @@ class PIIRedactingHandler(logging.Handler):
                                  else (lambda: shared_redactor(self.config.redaction)))
         if self.config.chain:
             key = self.config.chain_key.get_secret_value() if self.config.chain_key else None
-            self.chain: RecordChain | None = RecordChain(key)
+            # A restart names the stream that last wrote this file, and where it ended.
+            previous = last_chain_tip(*stream_paths(self.writer.path)) if isinstance(self.writer, FileWriter) else None
+            self.chain: RecordChain | None = RecordChain(key, previous=previous)
             self.pipeline.sealer = self.chain.seal
         else:
             self.chain = None
@@ -117,15 +122,13 @@ class PIIRedactingHandler(logging.Handler):
                 sys.stderr.write(f"presidio_logshield: cannot write log output: {type(exc).__name__}: "
                                  f"{getattr(exc, 'strerror', '') or ''}\n")
 
-    def _drop_report(self) -> str:
+    def _drop_report(self) -> bytes:
         dropped = self.queue.dropped
         if dropped == self._reported_drops:
-            return ""
+            return b""
         newly, self._reported_drops = dropped - self._reported_drops, dropped
         doc = dropped_records_document(newly, dropped, self.config.overflow, self.config.service, self.config.host)
-        if self.pipeline.sealer is not None:
-            doc = self.pipeline.sealer(doc)
-        return encode_lines([doc])
+        return self.pipeline.lines([doc])
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def stats(self) -> QueueStats:

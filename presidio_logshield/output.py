@@ -92,10 +92,7 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
     docs = []
     for index, snap in enumerate(snaps):
         parts = redacted[index * _PARTS:(index + 1) * _PARTS]
-        (message, msg_sum), (extra, extra_sum), (context, ctx_sum), (exc, exc_sum), (stack, stack_sum) = parts
-        summary = msg_sum
-        for other in (extra_sum, ctx_sum, exc_sum, stack_sum):
-            summary.merge(other)
+        (message, _), (extra, _), (context, _), (exc, _), (stack, _) = parts
         if isinstance(message, dict):  # a dict message: its keys become fields, like python-json-logger
             doc = _base(snap, service, host, "")
             _merge(doc, message)
@@ -107,8 +104,12 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
             doc["exception"] = exc
         if stack is not None:
             doc["stack_info"] = stack
-        if summary:
-            doc["redaction"] = summary.as_dict()
+        found = [summary for _, summary in parts if summary]
+        if found:
+            merged = type(found[0])()
+            for summary in found:
+                merged.merge(summary)
+            doc["redaction"] = merged.as_dict()
         docs.append(doc)
     return docs
 
@@ -122,9 +123,11 @@ def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error:
     return doc
 
 
-def encode(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
+def encode(doc: dict[str, Any]) -> bytes:
+    """One JSON line (no newline) as UTF-8; a lone surrogate becomes a visible escape, never an error."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8",
+                                                                                         "backslashreplace")
 
 
-def encode_lines(docs: Iterable[dict[str, Any]]) -> str:
-    return "".join(encode(doc) + "\n" for doc in docs)
+def encode_lines(docs: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(encode(doc) + b"\n" for doc in docs)

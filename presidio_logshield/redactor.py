@@ -8,6 +8,7 @@ precomputed artifacts; the values are rebuilt with the operators applied.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -29,7 +30,8 @@ __all__ = ["RedactionSummary", "Redactor"]
 
 #: Strings longer than this are detected every time (not cached).
 CACHE_MAX_TEXT = 2048
-CACHE_SIZE = 4096
+CACHE_SIZE = 8192
+CHEAP_CACHE_SIZE = 2048
 #: Containers nested deeper than this are written as text (and that text is redacted).
 MAX_DEPTH = 32
 
@@ -44,7 +46,7 @@ for _name in ("presidio-analyzer", "presidio-anonymizer", "decision_process"):
         _presidio_logger.setLevel(logging.ERROR)
 
 
-@dataclass
+@dataclass(eq=False)
 class RedactionSummary:
     """What was redacted, as counts only — never a value."""
 
@@ -56,6 +58,8 @@ class RedactionSummary:
         self.rules.add(rule)
 
     def merge(self, other: RedactionSummary) -> None:
+        if not other.entities:
+            return
         for entity, count in other.entities.items():
             self.entities[entity] = self.entities.get(entity, 0) + count
         self.rules |= other.rules
@@ -68,7 +72,39 @@ class RedactionSummary:
     def __bool__(self) -> bool:
         return bool(self.entities)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RedactionSummary):
+            return NotImplemented
+        return self.entities == other.entities and self.rules == other.rules
 
+    __hash__ = None  # type: ignore[assignment] - mutable
+
+    @classmethod
+    def of(cls, hits: list[tuple[str, str]]) -> RedactionSummary:
+        """A summary of ``(entity type, rule)`` pairs; the shared empty summary when there are none."""
+        if not hits:
+            return NOTHING_FOUND
+        summary = cls()
+        for entity_type, rule in hits:
+            summary.add(entity_type, rule)
+        return summary
+
+
+class _NothingFound(RedactionSummary):
+    """The summary of a value with no finding, shared by all of them: read-only."""
+
+    def add(self, entity_type: str, rule: str, count: int = 1) -> None:
+        raise TypeError("the shared empty RedactionSummary is read-only; merge it into a new one")
+
+    def merge(self, other: RedactionSummary) -> None:
+        if other.entities:
+            raise TypeError("the shared empty RedactionSummary is read-only; merge it into a new one")
+
+
+NOTHING_FOUND: RedactionSummary = _NothingFound()
+
+
+@functools.lru_cache(maxsize=4096)
 def _key_hint(key: str) -> str | None:
     """A context word implied by a dict key (``{"mobile": "4155552671"}`` is a phone number)."""
     norm = _KEY_SPLIT.sub("", key.lower())
@@ -95,6 +131,7 @@ class Redactor:
         self._operators = Operators(config)
         self._keys = self._engine.key_matcher if "SECRET" in self._engine.entities else None
         self._cache: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
+        self._cheap: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
         self._lock = threading.Lock()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (r := ref()) is not None and r._after_fork())
@@ -130,13 +167,14 @@ class Redactor:
             found = self._detect(list(wanted))
             results = []
             for value in values:
-                summary = RedactionSummary()
-                results.append((self._rebuild(value, None, 0, found, summary), summary))
+                hits: list[tuple[str, str]] = []
+                results.append((self._rebuild(value, None, 0, found, hits), RedactionSummary.of(hits)))
             return results
 
     def cache_clear(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._cheap.clear()
 
     # ----------------------------------------------------------------------------------------- helpers
 
@@ -165,7 +203,7 @@ class Redactor:
             out[(_as_text(value), hint)] = None
 
     def _rebuild(self, value: Any, hint: str | None, depth: int,
-                 found: Mapping[tuple[str, str | None], _Findings], summary: RedactionSummary) -> Any:
+                 found: Mapping[tuple[str, str | None], _Findings], summary: list[tuple[str, str]]) -> Any:
         if isinstance(value, str):
             return self._apply(value, found[(value, hint)], summary)
         if value is None or isinstance(value, bool):
@@ -188,7 +226,7 @@ class Redactor:
                 secret = self._secret_key(key)
                 if secret is not None:
                     result[new_key] = self._operators.apply("SECRET", _as_text(item))
-                    summary.add("SECRET", f"key:{secret}")
+                    summary.append(("SECRET", f"key:{secret}"))
                 else:
                     result[new_key] = self._rebuild(item, _key_hint(key_text), depth + 1, found, summary)
             return result
@@ -197,40 +235,50 @@ class Redactor:
         text = _as_text(value)
         return self._apply(text, found[(text, hint)], summary)
 
-    def _apply(self, text: str, findings: _Findings, summary: RedactionSummary) -> str:
+    def _apply(self, text: str, findings: _Findings, summary: list[tuple[str, str]]) -> str:
         if not findings:
             return text
         for f in findings:
-            summary.add(f.entity_type, f.rule)
+            summary.append((f.entity_type, f.rule))
         return apply_findings(text, findings, self._operators)
 
     def _detect(self, items: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], _Findings]:
         found: dict[tuple[str, str | None], _Findings] = {}
         todo: list[tuple[str, str | None]] = []
-        cache = self._cache
+        cache, cheap = self._cache, self._cheap
         for item in items:
             cached = cache.get(item)
             if cached is not None:
                 cache.move_to_end(item)
                 found[item] = cached
+                continue
+            cached = cheap.get(item)
+            if cached is not None:
+                cheap.move_to_end(item)
+                found[item] = cached
             else:
                 todo.append(item)
         if todo:
             texts = [text if hint is None else f"{hint}: {text}" for text, hint in todo]
-            for item, text, findings in zip(todo, texts, self._engine.detect(texts), strict=True):
+            planned: list[bool] = []
+            results = self._engine.detect(texts, planned)
+            for item, text, findings, worked in zip(todo, texts, results, planned, strict=True):
                 shift = len(text) - len(item[0])
                 kept = tuple(Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.rule)
                              for f in findings if f.start >= shift)
                 found[item] = kept
-                self._remember(item, kept)
+                self._remember(item, kept, costly=worked)
         return found
 
-    def _remember(self, item: tuple[str, str | None], findings: _Findings) -> None:
+    def _remember(self, item: tuple[str, str | None], findings: _Findings, *, costly: bool) -> None:
+        """Two LRUs: texts that needed a recognizer run (worth keeping long), and texts the gates ruled out
+        (cheap to redo; unique ids would otherwise flush the costly ones out)."""
         if len(item[0]) > CACHE_MAX_TEXT:
             return
-        self._cache[item] = findings
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        cache, size = (self._cache, CACHE_SIZE) if costly else (self._cheap, CHEAP_CACHE_SIZE)
+        cache[item] = findings
+        if len(cache) > size:
+            cache.popitem(last=False)
 
 
 def _as_text(value: Any) -> str:

@@ -16,7 +16,8 @@ __all__ = ["FileWriter", "LineWriter", "StreamWriter"]
 
 
 class LineWriter:
-    def write(self, text: str) -> None:
+    def write(self, data: bytes) -> None:
+        """Append whole UTF-8 lines."""
         raise NotImplementedError
 
     def flush(self) -> None:
@@ -33,8 +34,8 @@ class StreamWriter(LineWriter):
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
-    def write(self, text: str) -> None:
-        self.stream.write(text)
+    def write(self, data: bytes) -> None:
+        self.stream.write(data.decode("utf-8", "replace"))
 
     def flush(self) -> None:
         flush = getattr(self.stream, "flush", None)
@@ -45,10 +46,8 @@ class StreamWriter(LineWriter):
 class FileWriter(LineWriter):
     """Appends to ``filename``; when ``max_bytes`` > 0 rotates to ``name.1`` … ``name.N`` like the stdlib."""
 
-    def __init__(self, filename: str | os.PathLike[str], *, encoding: str = "utf-8", max_bytes: int = 0,
-                 backup_count: int = 5) -> None:
+    def __init__(self, filename: str | os.PathLike[str], *, max_bytes: int = 0, backup_count: int = 5) -> None:
         self.template = os.fspath(filename)
-        self.encoding = encoding
         self.max_bytes = max_bytes
         self.backup_count = backup_count
         self._fd: int | None = None
@@ -65,8 +64,7 @@ class FileWriter(LineWriter):
             self._size = os.fstat(self._fd).st_size
         return self._fd
 
-    def write(self, text: str) -> None:
-        data = text.encode(self.encoding, errors="backslashreplace")
+    def write(self, data: bytes) -> None:
         fd = self._open()
         if self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
             self._rotate()

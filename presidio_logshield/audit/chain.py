@@ -1,9 +1,18 @@
 """Tamper-evident record chains: every written record carries its stream id, a sequence number and a chain
-value — HMAC-SHA256 (keyed) or SHA-256 (unkeyed) over the previous chain value and the record's canonical JSON.
+value — HMAC-SHA256 (keyed) or SHA-256 (unkeyed) over the previous chain value and the record's bytes.
 
-Removing, reordering or editing a line breaks the chain from that line on; :func:`verify_chain` says where.
-Without a key the chain detects accidents (truncation, lost lines, bit rot), not forgery: anyone can recompute
-it. A process restart or fork starts a new stream; its first record names the previous stream when known.
+A sealed line is the record's JSON with ``"chain"`` as its last member::
+
+    {"timestamp":…,"stream":"web-1:812:1764000000:1a2b3c4d","seq":7,"chain":"<64 hex>"}
+
+and the chain value covers exactly the bytes of that line without its ``,"chain":"…"`` member (so sealing costs one
+JSON encoding, and any change to any byte of a line — even re-serialising it — breaks the chain from there on).
+Removing, reordering or editing a line is reported by :func:`verify_chain`. Without a key the chain detects
+accidents (truncation, lost lines, bit rot), not forgery: anyone can recompute it.
+
+A process start, restart or fork begins a new stream. Its first record carries ``stream_start``: the kind of chain
+and, when known, the ``previous`` stream with its last ``previous_seq`` and ``previous_chain`` — so a verifier can
+tell a clean restart (the previous stream ends exactly there) from lost records.
 """
 
 from __future__ import annotations
@@ -12,38 +21,49 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ChainProblem", "RecordChain", "canonical_json", "verify_chain"]
+from ..output import encode
+
+__all__ = ["ChainProblem", "ChainTip", "ChainVerifier", "RecordChain", "last_chain_tip", "split_sealed",
+           "stream_paths", "verify_chain"]
 
 GENESIS = "0" * 64
-_CHAIN_FIELDS = ("chain",)
+# Spacing is tolerated here so that a re-serialised line is reported as changed ("mismatch"), not as unsealed.
+_SEAL = re.compile(rb',\s*"chain"\s*:\s*"([0-9a-f]{64})"\s*}\s*$')
+#: How much of a file's end is read to find its last sealed record.
+_TAIL_BYTES = 256 * 1024
 
 
-def canonical_json(doc: dict[str, Any]) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the bytes the chain covers (every field but ``chain`` itself)."""
-    body = {key: value for key, value in doc.items() if key not in _CHAIN_FIELDS}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-
-
-def _link(key: bytes | None, previous: str, doc: dict[str, Any]) -> str:
-    message = previous.encode() + b"\n" + canonical_json(doc)
+def _link(key: bytes | None, previous: str, body: bytes) -> str:
+    message = previous.encode() + b"\n" + body
     if key is None:
         return hashlib.sha256(message).hexdigest()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-class RecordChain:
-    """Seals documents in write order. Not thread-safe: the handler calls it from its writer only."""
+@dataclass(frozen=True)
+class ChainTip:
+    """Where a stream ended: its id, last sequence number and last chain value."""
 
-    def __init__(self, key: bytes | None = None, *, previous_stream: str | None = None) -> None:
+    stream: str
+    seq: int
+    chain: str
+
+
+class RecordChain:
+    """Seals documents in write order. Not thread-safe: the handler calls it under its write lock."""
+
+    def __init__(self, key: bytes | None = None, *, previous: ChainTip | None = None) -> None:
         self.key = key
-        self.previous_stream = previous_stream
+        self.previous = previous
         self._start()
 
     def _start(self) -> None:
@@ -51,22 +71,64 @@ class RecordChain:
         self.seq = 0
         self.last = GENESIS
 
+    @property
+    def tip(self) -> ChainTip:
+        return ChainTip(self.stream, self.seq, self.last)
+
     def restart_after_fork(self) -> None:
-        self.previous_stream = self.stream
+        self.previous = self.tip
         self._start()
 
-    def seal(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def seal(self, doc: dict[str, Any]) -> bytes:
+        """The sealed line for ``doc`` (UTF-8, no newline); ``doc`` gains ``stream``, ``seq``, ``stream_start``."""
         self.seq += 1
         doc["stream"] = self.stream
         doc["seq"] = self.seq
         if self.seq == 1:
-            doc["stream_start"] = {
-                "previous": self.previous_stream,
-                "chain": "hmac-sha256" if self.key else "sha256",
-                **({} if self.key else {"note": "unkeyed chain: detects accidental loss or change, not forgery"}),
-            }
-        self.last = doc["chain"] = _link(self.key, self.last, doc)
-        return doc
+            start: dict[str, Any] = {"chain": "hmac-sha256" if self.key else "sha256"}
+            if self.previous is not None:
+                start.update(previous=self.previous.stream, previous_seq=self.previous.seq,
+                             previous_chain=self.previous.chain)
+            else:
+                start["previous"] = None
+            if not self.key:
+                start["note"] = "unkeyed chain: detects accidental loss or change, not forgery"
+            doc["stream_start"] = start
+        body = encode(doc)
+        self.last = _link(self.key, self.last, body)
+        return body[:-1] + b',"chain":"' + self.last.encode() + b'"}'
+
+
+def split_sealed(line: bytes | str) -> tuple[bytes, str] | None:
+    """``(covered bytes, chain value)`` of a sealed line, or None when the line is not sealed."""
+    raw = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+    match = _SEAL.search(raw)
+    if match is None:
+        return None
+    return raw[:match.start()] + b"}", match.group(1).decode()
+
+
+def last_chain_tip(*paths: str | os.PathLike[str]) -> ChainTip | None:
+    """The last sealed record of the first of ``paths`` that has one (a log file, then its rotated copy)."""
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - _TAIL_BYTES))
+                tail = fh.read()
+        except OSError:
+            continue
+        for line in reversed(tail.split(b"\n")):
+            sealed = split_sealed(line)
+            if sealed is None:
+                continue
+            try:
+                doc = json.loads(sealed[0])
+            except ValueError:
+                continue
+            if isinstance(doc.get("stream"), str) and isinstance(doc.get("seq"), int):
+                return ChainTip(doc["stream"], doc["seq"], sealed[1])
+    return None
 
 
 @dataclass(frozen=True)
@@ -77,30 +139,76 @@ class ChainProblem:
     detail: str
 
 
-def verify_chain(lines: Iterable[str], key: bytes | None = None) -> list[ChainProblem]:
-    """Check every stream in ``lines`` (JSON records, any interleaving of streams); [] when intact."""
-    state: dict[str, tuple[int, str]] = {}
-    problems: list[ChainProblem] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+class ChainVerifier:
+    """Feeds lines one by one (any interleaving of streams); keeps one tip per stream, never the lines."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key
+        self.tips: dict[str, ChainTip] = {}
+        self.problems: list[ChainProblem] = []
+        self._claims: list[tuple[int, str, ChainTip]] = []  # (line, new stream, where it says the previous ended)
+
+    def feed(self, number: int, line: bytes | str) -> None:
+        if not (line.strip() if isinstance(line, (bytes, str)) else line):
+            return
+        sealed = split_sealed(line)
+        if sealed is None:
+            self.problems.append(ChainProblem(number, "", "unsealed", "record has no chain value"))
+            return
+        body, chain = sealed
         try:
-            doc = json.loads(line)
+            doc = json.loads(body)
         except ValueError:
-            problems.append(ChainProblem(number, "", "unparseable", "not a JSON object"))
-            continue
-        stream, seq, chain = doc.get("stream"), doc.get("seq"), doc.get("chain")
-        if not isinstance(stream, str) or not isinstance(seq, int) or not isinstance(chain, str):
-            problems.append(ChainProblem(number, str(stream or ""), "unsealed", "record has no stream/seq/chain"))
-            continue
-        last_seq, last_chain = state.get(stream, (0, GENESIS))
+            self.problems.append(ChainProblem(number, "", "unparseable", "not a JSON object"))
+            return
+        stream, seq = doc.get("stream"), doc.get("seq")
+        if not isinstance(stream, str) or not isinstance(seq, int):
+            self.problems.append(ChainProblem(number, str(stream or ""), "unsealed", "record has no stream/seq"))
+            return
+        tip = self.tips.get(stream)
+        last_seq, last_chain = (tip.seq, tip.chain) if tip else (0, GENESIS)
         if seq != last_seq + 1:
             kind = "gap" if seq > last_seq + 1 else "reorder"
-            problems.append(ChainProblem(number, stream, kind, f"expected seq {last_seq + 1}, found {seq}"))
+            self.problems.append(ChainProblem(number, stream, kind, f"expected seq {last_seq + 1}, found {seq}"))
             if kind == "reorder":
-                continue
+                return
             last_chain = None  # cannot check the link across a gap; re-anchor on this record
-        if last_chain is not None and not hmac.compare_digest(_link(key, last_chain, doc), chain):
-            problems.append(ChainProblem(number, stream, "mismatch", f"chain value wrong at seq {seq}"))
-        state[stream] = (seq, chain)
-    return problems
+        if last_chain is not None and not hmac.compare_digest(_link(self.key, last_chain, body), chain):
+            self.problems.append(ChainProblem(number, stream, "mismatch", f"chain value wrong at seq {seq}"))
+        self.tips[stream] = ChainTip(stream, seq, chain)
+        start = doc.get("stream_start")
+        if seq == 1 and isinstance(start, dict) and start.get("previous") and isinstance(start.get("previous_seq"),
+                                                                                          int):
+            self._claims.append((number, stream, ChainTip(str(start["previous"]), start["previous_seq"],
+                                                          str(start.get("previous_chain", "")))))
+
+    def finish(self) -> list[ChainProblem]:
+        """After the last line: a stream that says its predecessor reached seq N, while the predecessor's records
+        here stop before N, lost its tail (e.g. the last lines before a restart were removed)."""
+        for number, stream, claimed in self._claims:
+            seen = self.tips.get(claimed.stream)
+            if seen is None:
+                continue  # the previous stream is not in what was checked (another file, another period)
+            if seen.seq < claimed.seq:
+                self.problems.append(ChainProblem(
+                    number, stream, "gap", f"previous stream {claimed.stream} ends at seq {seen.seq}, but the "
+                    f"stream that followed it says it reached seq {claimed.seq}"))
+            elif seen.seq == claimed.seq and not hmac.compare_digest(seen.chain, claimed.chain):
+                self.problems.append(ChainProblem(
+                    number, stream, "mismatch", f"previous stream {claimed.stream} ends with another chain value "
+                    "than the stream that followed it recorded"))
+        self._claims.clear()
+        return self.problems
+
+
+def verify_chain(lines: Iterable[bytes | str], key: bytes | None = None) -> list[ChainProblem]:
+    """Check every stream in ``lines`` (sealed JSON records, any interleaving of streams); [] when intact."""
+    verifier = ChainVerifier(key)
+    for number, line in enumerate(lines, 1):
+        verifier.feed(number, line)
+    return verifier.finish()
+
+
+def stream_paths(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The files whose end tells where the previous process's stream stopped: the log and its first backup."""
+    return os.fspath(path), f"{os.fspath(Path(path))}.1"

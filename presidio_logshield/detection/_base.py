@@ -21,14 +21,31 @@ Validator = Callable[[str, "re.Match[str]"], float | None]
 
 class Gate:
     """Opens when one of ``literals`` occurs in the text (lower-cased first when ``lower``) and then
-    ``regex`` (if any) matches; with no literals only the regex is tried."""
+    ``regex`` (if any) matches; with no literals only the regex is tried.
 
-    __slots__ = ("literals", "lower", "regex")
+    ``prefilter()`` is a necessary condition as a regex source, for one pass over a text for all gates at once:
+    the gate's regex, else its literals (on the lower-cased text when ``lower``). ``prefilter_lower`` overrides
+    it with a tighter pattern on the lower-cased text, e.g. a context word only as a whole word.
+    """
 
-    def __init__(self, literals: Sequence[str] = (), regex: str | None = None, *, lower: bool = False) -> None:
+    __slots__ = ("literals", "lower", "prefilter_lower", "regex")
+
+    def __init__(self, literals: Sequence[str] = (), regex: str | None = None, *, lower: bool = False,
+                 prefilter_lower: Sequence[str] | None = None) -> None:
         self.literals = tuple(literals)
         self.lower = lower
         self.regex = re.compile(regex) if regex else None
+        self.prefilter_lower = tuple(prefilter_lower) if prefilter_lower is not None else None
+
+    def prefilter(self) -> tuple[tuple[str, ...], bool]:
+        """``(regex alternatives, on_lowered_text)``: where the gate can open, one of these matches."""
+        if self.prefilter_lower is not None:
+            return self.prefilter_lower, True
+        if self.lower and self.literals:
+            return tuple(re.escape(lit) for lit in self.literals), True
+        if self.regex is not None:
+            return (self.regex.pattern,), False
+        return tuple(re.escape(lit) for lit in self.literals), False
 
     def opens(self, text: str, lowered: str) -> bool:
         if self.literals:

@@ -237,7 +237,9 @@ def build_pattern_recognizers(key_matcher: SecretKeyMatcher, phone_regions: Sequ
             r"(?<![\w.-])(?P<a>\d{3})(?P<s1>[- ]?)(?P<g>\d{2})(?P<s2>[- ]?)(?P<s>\d{4})(?![\w-]|\.\d)"),
             validate=_ssn)],
             gates=[Gate(regex=r"\d{3}[- ]\d{2}[- ]\d{4}"),
-                   Gate(["ssn", "social", "tax", "tin"], r"\d{9}", lower=True)]),
+                   # "tin" at a word end only, like the validator's ``\btin\b`` (not "getting", "waiting").
+                   Gate(["ssn", "social", "tax", "tin"], r"\d{9}", lower=True,
+                        prefilter_lower=("ssn", "social", "tax", r"tin\b"))]),
         RegexRecognizer("IP_ADDRESS", [
             Rule("ipv4", re.compile(r"(?<![\w.])(?P<ip>(?:\d{1,3}\.){3}\d{1,3})(?![\w]|\.\d)"), validate=_ipv4),
             Rule("ipv6", re.compile(

@@ -8,24 +8,28 @@ import logging
 import pytest
 
 from presidio_logshield import PIIRedactingHandler
-from presidio_logshield.audit import RecordChain, verify_chain
+from presidio_logshield.audit import ChainTip, RecordChain, last_chain_tip, split_sealed, verify_chain
 from tests.lib.fakes import FakeRedactor
 
 KEY = b"k" * 32
 
 
-@pytest.fixture
-def chained_lines(tmp_path) -> list[str]:
-    path = tmp_path / "app.log"
-    handler = PIIRedactingHandler(filename=path, redactor=FakeRedactor(), chain_key=KEY)
+def write_events(path, n: int, start: int = 0, **options) -> None:
+    handler = PIIRedactingHandler(filename=path, redactor=FakeRedactor(), chain_key=KEY, **options)
     logger = logging.getLogger("test.chain")
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    for i in range(20):
+    for i in range(start, start + n):
         logger.info("event %d for a%d@example.com", i, i)
     logger.removeHandler(handler)
     handler.close()
+
+
+@pytest.fixture
+def chained_lines(tmp_path) -> list[str]:
+    path = tmp_path / "app.log"
+    write_events(path, 20)
     return path.read_text().splitlines()
 
 
@@ -51,21 +55,81 @@ class TestRecordChain:
         problems = verify_chain(tamper(list(chained_lines)), KEY)
         assert kind in {p.kind for p in problems}
 
+    def test_reserialising_a_line_breaks_the_chain(self, chained_lines):
+        """The chain covers the line's bytes: the same record written with other spacing does not verify."""
+        doc = json.loads(chained_lines[3])
+        respaced = json.dumps(doc)  # ", " and ": " separators: same data, other bytes
+        problems = verify_chain(chained_lines[:3] + [respaced] + chained_lines[4:], KEY)
+        assert [p.kind for p in problems] == ["mismatch"] and problems[0].line == 4
+
     def test_unkeyed_chain_says_what_it_proves(self):
         """Without a key the first record states the chain detects accidents, not forgery."""
         chain = RecordChain()
         first = chain.seal({"message": "a"})
-        assert first["stream_start"]["chain"] == "sha256" and "not forgery" in first["stream_start"]["note"]
-        second = chain.seal({"message": "b"})
-        lines = [json.dumps(first), json.dumps(second)]
+        start = json.loads(first)["stream_start"]
+        assert start["chain"] == "sha256" and "not forgery" in start["note"]
+        lines = [first, chain.seal({"message": "b"})]
         assert verify_chain(lines) == []
         assert verify_chain([lines[1]])[0].kind == "gap"
 
+    def test_sealed_line_is_the_json_with_chain_last(self):
+        """A sealed line parses as the record plus stream, seq and chain; the chain is its last member."""
+        chain = RecordChain(KEY)
+        line = chain.seal({"message": "café \udcff"})
+        doc = json.loads(line)
+        assert list(doc)[-1] == "chain" and doc["seq"] == 1 and doc["chain"] == chain.last
+        covered, value = split_sealed(line)
+        assert value == chain.last and json.loads(covered) == {k: v for k, v in doc.items() if k != "chain"}
+
     def test_fork_starts_a_stream_naming_the_previous(self):
-        """After a fork the child's chain is a new stream whose first record names the parent's."""
+        """After a fork the child's chain is a new stream whose first record names the parent's end."""
         chain = RecordChain()
         chain.seal({"message": "parent"})
-        parent = chain.stream
+        parent = chain.tip
         chain.restart_after_fork()
-        doc = chain.seal({"message": "child"})
-        assert doc["seq"] == 1 and doc["stream"] != parent and doc["stream_start"]["previous"] == parent
+        doc = json.loads(chain.seal({"message": "child"}))
+        assert doc["seq"] == 1 and doc["stream"] != parent.stream
+        assert doc["stream_start"]["previous"] == parent.stream and doc["stream_start"]["previous_seq"] == 1
+        assert doc["stream_start"]["previous_chain"] == parent.chain
+
+
+class TestRestart:
+    def test_restart_names_the_stream_that_last_wrote_the_file(self, tmp_path):
+        """A new handler on an existing file starts a stream naming the previous one's last seq and chain."""
+        path = tmp_path / "app.log"
+        write_events(path, 5)
+        tip = last_chain_tip(path)
+        write_events(path, 3, start=5)
+        lines = path.read_text().splitlines()
+        second = json.loads(lines[5])
+        assert second["seq"] == 1 and second["stream_start"]["previous"] == tip.stream
+        assert second["stream_start"]["previous_seq"] == 5 and second["stream_start"]["previous_chain"] == tip.chain
+        assert verify_chain(lines, KEY) == []
+
+    def test_lost_tail_before_a_restart_is_a_gap(self, tmp_path):
+        """Lines removed from the end of the previous stream are reported, although every chain link holds."""
+        path = tmp_path / "app.log"
+        write_events(path, 5)
+        write_events(path, 3, start=5)
+        lines = path.read_text().splitlines()
+        problems = verify_chain(lines[:3] + lines[5:], KEY)
+        assert [p.kind for p in problems] == ["gap"] and "reached seq 5" in problems[0].detail
+
+    def test_restart_after_size_rotation_reads_the_backup(self, tmp_path):
+        """When the log was just rotated, the previous stream's end is found in ``app.log.1``."""
+        path = tmp_path / "app.log"
+        write_events(path, 4)
+        path.rename(tmp_path / "app.log.1")
+        expected = last_chain_tip(tmp_path / "app.log.1")
+        write_events(path, 1)
+        start = json.loads(path.read_text().splitlines()[0])["stream_start"]
+        assert ChainTip(start["previous"], start["previous_seq"], start["previous_chain"]) == expected
+
+    def test_truncated_last_line_is_skipped(self, tmp_path):
+        """A half-written last line does not count: the tip is the last complete sealed record."""
+        path = tmp_path / "app.log"
+        write_events(path, 3)
+        complete = last_chain_tip(path)
+        with open(path, "a") as fh:
+            fh.write('{"timestamp":"2026-11-24T10:00:00Z","message":"cut of')
+        assert last_chain_tip(path) == complete and complete.seq == 3

@@ -71,4 +71,8 @@ def build_redactor(mode: str) -> RecordRedactor | None:
         config = lib_config.redaction_config_from_env(mode=mode)
     except ValueError as exc:  # the library's ConfigError names its own LOGSHIELD_* variable
         raise RuntimeError(f"LOGSHIELD_REDACT={mode}: {exc}") from None
-    return RecordRedactor(Redactor(config))
+    from presidio_logshield.pipeline import freeze_long_lived_objects
+
+    redactor = Redactor(config)
+    freeze_long_lived_objects()  # the models are loaded: keep the collector off them
+    return RecordRedactor(redactor)
