@@ -1,5 +1,6 @@
 """Agent benchmark: ship ~400 MB of JSON lines (4 files, zstd) to a real SeaweedFS on loopback, and in the
-same run time a naive loop (read 16 MiB chunks, zstd-compress, PutObject). Prints MB/s for both, the ratio,
+same run time a naive loop (read 16 MiB chunks, zstd-compress, PutObject; ``bench.naive_upload``, a process of its
+own like the agent, so both figures include start-up). Prints MB/s for both, the ratio,
 the agent's peak RSS, and the agent's MB/s with LOGSHIELD_REDACT=patterns on a smaller slice.
 """
 
@@ -15,56 +16,60 @@ import tempfile
 import time
 from pathlib import Path
 
-import zstandard
-
 from tests.servers import SeaweedFS
-
-CHUNK = 16 * 1024 * 1024
 
 
 def write_logs(directory: Path, total_mb: int, files: int = 4) -> int:
-    rng = random.Random(3)
-    paths = ["/api/v1/orders", "/api/v1/users/me", "/healthz", "/api/v1/cart/items"]
-    lines = []
-    for i in range(5000):
-        lines.append(json.dumps({
-            "timestamp": f"2026-11-23T10:{i % 60:02d}:{i % 59:02d}.{i:06d}Z", "level": "INFO", "logger": "shop.api",
-            "message": f"GET {rng.choice(paths)} {rng.choice([200, 200, 201, 404])} in {rng.uniform(1, 90):.1f} ms",
-            "service": "shop-api", "host": "web-1", "pid": 812, "request_id": f"req-{rng.getrandbits(64):016x}",
-            "user": f"user{i}@example.com" if i % 10 == 0 else None}) + "\n")
-    block = "".join(lines).encode()
+    """``files`` files of realistic JSON lines: every line unique (time, request id, latency), ~10x compressible
+    like real service logs, and every file different from its first byte (files with identical heads would be
+    one stream to a fingerprinting tailer)."""
+    paths = ["/api/v1/orders", "/api/v1/users/me", "/healthz", "/api/v1/cart/items", "/api/v1/search"]
     per_file = total_mb * 1024 * 1024 // files
     total = 0
     for n in range(files):
+        rng = random.Random(n)
         with open(directory / f"app-{n}.log", "wb") as fh:
-            written = 0
+            written = i = 0
             while written < per_file:
-                fh.write(block)
-                written += len(block)
+                chunk = []
+                for _ in range(2000):
+                    i += 1
+                    chunk.append(json.dumps({
+                        "timestamp": f"2026-11-23T{10 + i // 3_600_000 % 12:02d}:{i // 60_000 % 60:02d}:"
+                                     f"{i // 1000 % 60:02d}.{i % 1000:03d}{rng.randrange(1000):03d}Z",
+                        "level": "INFO" if rng.random() < 0.95 else "ERROR", "logger": "shop.api",
+                        "message": f"{rng.choice(['GET', 'GET', 'POST'])} {rng.choice(paths)} "
+                                   f"{rng.choice([200, 200, 201, 404])} in {rng.uniform(1, 90):.1f} ms",
+                        "service": "shop-api", "host": f"web-{n}", "pid": 800 + n,
+                        "request_id": f"req-{rng.getrandbits(64):016x}",
+                        "user": f"user{rng.randrange(10**6)}@example.com" if rng.random() < 0.1 else None,
+                    }) + "\n")
+                data = "".join(chunk).encode()
+                fh.write(data)
+                written += len(data)
             total += written
     return total
 
 
+def s3_env(s3: SeaweedFS) -> dict[str, str]:
+    return dict(os.environ, AWS_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,
+                AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+
+
 def naive(s3: SeaweedFS, bucket: str, directory: Path) -> float:
-    client = s3.client()
-    compressor = zstandard.ZstdCompressor(level=3)
+    """Seconds for ``bench.naive_upload`` — a fresh process, like the agent — to ship the same files."""
+    files = [str(p) for p in sorted(directory.glob("app-*.log"))]
     start = time.perf_counter()
-    for path in sorted(directory.glob("app-*.log")):
-        with open(path, "rb") as fh:
-            index = 0
-            while chunk := fh.read(CHUNK):
-                client.put_object(Bucket=bucket, Key=f"naive/{path.name}/{index}.zst", Body=compressor.compress(chunk))
-                index += 1
+    subprocess.run([sys.executable, "-m", "bench.naive_upload", bucket, "naive", *files], env=s3_env(s3),
+                   check=True, cwd=Path(__file__).resolve().parents[1], timeout=1800)
     return time.perf_counter() - start
 
 
 def agent(s3: SeaweedFS, bucket: str, directory: Path, state: Path, glob: str = "app-*.log",
           redact: str = "off") -> tuple[float, float]:
-    env = dict(os.environ, LOGSHIELD_PATHS=str(directory / glob), LOGSHIELD_STATE_DIR=str(state),
+    env = dict(s3_env(s3), LOGSHIELD_PATHS=str(directory / glob), LOGSHIELD_STATE_DIR=str(state),
                LOGSHIELD_SINK=f"s3://{bucket}/agent-{redact}", LOGSHIELD_HTTP_ADDR="off", LOGSHIELD_REDACT=redact,
-               LOGSHIELD_COMPRESSION="zstd", AWS_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,
-               AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-               LOGSHIELD_DETECTION="patterns")
+               LOGSHIELD_COMPRESSION="zstd", LOGSHIELD_DETECTION="patterns")
     exe = str(Path(sys.executable).with_name("logshield-agent"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()

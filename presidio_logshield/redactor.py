@@ -38,6 +38,7 @@ MAX_DEPTH = 32
 _PHONE_KEY = re.compile(r"phone|tel(?!l)|mobile|cell(?!s)|fax|msisdn|whatsapp|sms")
 _SSN_KEY = re.compile(r"ssn|socialsecurity|taxid|^tin$|nationalid")
 _KEY_SPLIT = re.compile(r"[^a-z0-9]+")
+_JSON_KEY = re.compile(r'"([^"\\]{1,80})"\s*:')
 
 for _name in ("presidio-analyzer", "presidio-anonymizer", "decision_process"):
     # Presidio's loggers may carry raw text; they must not reach an application's root handlers through us.
@@ -170,6 +171,18 @@ class Redactor:
                 hits: list[tuple[str, str]] = []
                 results.append((self._rebuild(value, None, 0, found, hits), RedactionSummary.of(hits)))
             return results
+
+    def line_needs_redaction(self, text: str) -> bool:
+        """False when a JSON (or plain) log line certainly holds nothing to redact, so it can be kept byte for byte
+        without parsing: no gate opens on the raw text, no key names a secret or implies a context (``mobile``,
+        ``national_id``), and no escape sequence could hide a character the gates look for."""
+        if "\\" in text or self._engine.could_match(text):
+            return True
+        return self._keys_need_redaction(tuple(_JSON_KEY.findall(text)))
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - lines of one producer share a few key sets; bounded
+    def _keys_need_redaction(self, keys: tuple[str, ...]) -> bool:
+        return any(self._secret_key(key) is not None or _key_hint(key) is not None for key in keys)
 
     def cache_clear(self) -> None:
         with self._lock:

@@ -55,6 +55,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "AZURE_ACCOUNT_URL": ("unset", "Blob account URL for DefaultAzureCredential / SAS token auth."),
     "AZURE_ACCESS_TIER": ("unset", "Blob access tier: `Hot`, `Cool`, `Cold` or `Archive`."),
     "AZURE_IMMUTABILITY": ("`off`", "Per-blob immutability policy: `off`, `unlocked` or `locked`."),
+    "UPLOAD_CONCURRENCY": ("`2`", "Batches uploaded at once (from different files; one file's batches go one at a "
+                           "time, in order). Memory: about `UPLOAD_CONCURRENCY + 1` batches."),
 }
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
@@ -111,6 +113,7 @@ class AgentConfig(BaseSettings):
     azure_account_url: str | None = None
     azure_access_tier: Literal["Hot", "Cool", "Cold", "Archive"] | None = None
     azure_immutability: Literal["off", "unlocked", "locked"] = "off"
+    upload_concurrency: int = Field(2, ge=1, le=64)
 
     @classmethod
     def settings_customise_sources(

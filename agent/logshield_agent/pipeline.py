@@ -1,8 +1,10 @@
 """The agent's data path: tail → batch → (redact) → compress → conditional put → checkpoint.
 
-One thread runs the loop. Per stream at most one batch is in flight (back-pressure: nothing more is read from
-that file until the store answered), and a batch is never bigger than ``LOGSHIELD_BATCH_MAX_BYTES`` plus one line,
-so memory is bounded however large the backlog.
+One thread runs the loop and owns every piece of state (tailer, checkpoints, observers); a small pool of upload
+threads (``LOGSHIELD_UPLOAD_CONCURRENCY``) only redacts, compresses and puts, so several files ship at once while the
+loop reads ahead. Per stream at most one batch is in flight (back-pressure: nothing more is read from that file until
+the store answered), a batch is never bigger than ``LOGSHIELD_BATCH_MAX_BYTES`` plus one line, and the tailer reads
+ahead at most one batch more than the uploads in flight — memory is bounded however large the backlog.
 
 Exactly once, per stream (fingerprint) and byte range:
 
@@ -18,13 +20,16 @@ can cover the same lines, and nothing is acknowledged that the store does not ho
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import hashlib
 import logging
+import math
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from ._log import sanitize
@@ -37,7 +42,8 @@ from .sinks.keys import object_key
 from .sinks.local import LocalDirSink
 from .sources.checkpoint import Checkpointer, Intent
 from .sources.fs import FileSystem
-from .sources.tailer import Stream, Tailer
+from .sources.lines import split_lines
+from .sources.tailer import PendingBatch, Stream, Tailer
 from .transforms.compress import CONTENT_ENCODING, compress
 from .transforms.events import event_time
 
@@ -67,8 +73,13 @@ class ShippedBatch:
     first_event: str
     last_event: str
     service: str
-    records: Sequence[bytes]  # the lines as stored (after the optional redaction pass), newline-terminated
+    body: bytes  # the object's uncompressed content: the lines as stored (after the optional redaction pass)
     already_existed: bool
+
+    @functools.cached_property
+    def records(self) -> Sequence[bytes]:
+        """The stored lines, newline-terminated (split on first use only)."""
+        return split_lines(self.body)
 
 
 class PipelineObserver:
@@ -91,6 +102,23 @@ class PipelineObserver:
 
     def close(self, wall: float) -> None:
         """The pipeline stops (after the final flush): write what must be written at shutdown."""
+
+
+@dataclass
+class _Upload:
+    """One batch on its way to the store; filled in by the upload thread, read by the pipeline thread."""
+
+    stream: Stream
+    batch: PendingBatch
+    intent: Intent
+    content: bytes = b""
+    size: int = 0
+    sha: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    existed: bool = False
+    stored: bool = False  # the store acknowledged
+    error: ShipError | None = None  # --once: why it cannot be shipped
+    once: bool = False
 
 
 class Pipeline:
@@ -130,8 +158,12 @@ class Pipeline:
             batch_max_bytes=config.batch_max_bytes, max_line_bytes=config.max_line_bytes, service=config.service,
             settle=settle if settle is not None else max(2 * config.poll_interval, 1.0),
             fs=fs, clock=clock, wall=wall, on_read=self._on_read,
+            # Memory bound: batches read ahead of the uploads, whatever the number of files in the backlog.
+            max_pending_bytes=(config.upload_concurrency + 1) * config.batch_max_bytes,
         )
         self._last_housekeeping = clock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._inflight: dict[str, concurrent.futures.Future[_Upload]] = {}
         self.shipped_batches = 0
         self._is_local = isinstance(sink, LocalDirSink)
 
@@ -149,12 +181,13 @@ class Pipeline:
                 self._housekeeping()
                 self._notify("tick", self.wall())
                 if not busy:
-                    self.wake.wait(self.config.poll_interval)
+                    self.wake.wait(self.config.poll_interval)  # a file change or a finished upload wakes it
                     if stop.is_set():
                         break
             self.flush(deadline=self.clock() + self.config.shutdown_grace)
             self._notify("close", self.wall())
         finally:
+            self._stop_uploads()
             self.tailer.close()
 
     def run_once(self) -> None:
@@ -162,114 +195,171 @@ class Pipeline:
         try:
             while True:
                 self.tailer.scan(once=True)
-                shipped = False
                 for stream in list(self.tailer.streams.values()):
                     if stream.stalled:
                         raise ShipError(f"cannot ship {stream.path}: {stream.stalled}")
-                    if stream.pending is not None:
-                        self._ship(stream, attempts=self.once_attempts)
-                        shipped = True
-                if not shipped and not any(
-                    s.fd is not None and s.read_offset < s.size for s in self.tailer.streams.values()
-                ):
+                    if (stream.pending is not None and stream.fp not in self._inflight
+                            and len(self._inflight) < self.config.upload_concurrency):
+                        self._start(stream, attempts=self.once_attempts)
+                if self._inflight:
+                    self._harvest(block=True)
+                    continue
+                if not any(s.pending is not None or (s.fd is not None and s.read_offset < s.size)
+                           for s in self.tailer.streams.values()):
                     break
             self._update_gauges()
             self._notify("tick", self.wall())
             self._notify("close", self.wall())
         finally:
+            self._stop_uploads()
             self.tailer.close()
 
     def step(self, stop: threading.Event | None = None) -> bool:
-        """One scan and the uploads that are due. True when more data is waiting (don't sleep)."""
+        """One scan, the uploads that finished, and the uploads that are due (at most
+        ``LOGSHIELD_UPLOAD_CONCURRENCY`` in flight). True when a finished upload left more to do at once."""
         self.tailer.scan()
+        finished = self._harvest(block=False)
         now = self.clock()
-        more = False
         for stream in list(self.tailer.streams.values()):
             if stop is not None and stop.is_set():
                 return False
+            if len(self._inflight) >= self.config.upload_concurrency:
+                break  # the next finished upload wakes the loop
             batch = stream.pending
-            if batch is None or stream.stalled:
+            if batch is None or stream.stalled or stream.fp in self._inflight:
                 continue
             due = (batch.replay is not None or batch.final or batch.full
                    or now - batch.opened >= self.config.batch_max_age)
-            if due:
-                if not self._ship(stream, stop=stop):
-                    return False
-                # A full batch means a backlog: go again without sleeping (never spins on a failing read).
-                more = more or (batch.full and stream.fd is not None and stream.read_offset < stream.size)
+            if due and not self._start(stream, stop=stop):
+                return False
         self._update_gauges()
-        return more
+        return finished > 0 and len(self._inflight) < self.config.upload_concurrency
 
     def flush(self, *, deadline: float) -> None:
         """Ship every open batch (complete lines only), giving up at ``deadline``; unshipped data stays in files."""
-        for stream in list(self.tailer.streams.values()):
-            if stream.pending is not None and not stream.stalled and not self._ship(stream, deadline=deadline):
-                log.warning("shutdown grace period over; remaining data stays in the files and ships on restart")
+        while self.clock() < deadline:
+            for stream in list(self.tailer.streams.values()):
+                if (stream.pending is not None and not stream.stalled and stream.fp not in self._inflight
+                        and len(self._inflight) < self.config.upload_concurrency):
+                    self._start(stream, deadline=deadline)
+            if not self._inflight:
                 break
+            left = deadline - self.clock()
+            self._harvest(block=True, timeout=max(0.0, left) if math.isfinite(left) else None)
+        if self._inflight:
+            log.warning("shutdown grace period over; remaining data stays in the files and ships on restart")
         self._update_gauges()
 
-    # -- shipping
-    def _ship(self, stream: Stream, *, stop: threading.Event | None = None, deadline: float | None = None,
-              attempts: int | None = None) -> bool:
-        """Upload the stream's pending batch and advance its checkpoint. False when stopped or out of time."""
+    def close(self) -> None:
+        """Stop the upload threads (after the uploads in flight finish) and release the files."""
+        self._stop_uploads()
+        self.tailer.close()
+
+    # -- shipping: the pipeline thread starts and finishes uploads; a small pool compresses and puts
+    def _uploads(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.config.upload_concurrency, thread_name_prefix="logshield-upload")
+        return self._pool
+
+    def _stop_uploads(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._inflight.clear()
+
+    def _start(self, stream: Stream, *, stop: threading.Event | None = None, deadline: float | None = None,
+               attempts: int | None = None) -> bool:
+        """Record the batch's intent durably, then hand it to an upload thread. False when stopped/out of time."""
         batch = stream.pending
         assert batch is not None
         if batch.replay is not None:
             self.tailer.load_replay(stream)
             intent = batch.replay
-            if not batch.records and not batch.incomplete:
+            if not batch.lines and not batch.incomplete:
                 return True  # the file changed under the re-read; retried after the next scan
             if batch.incomplete:
                 return self._resolve_incomplete_replay(stream, intent, stop=stop, deadline=deadline,
                                                        attempts=attempts)
         else:
-            first = event_time(batch.records[0]) or datetime.fromtimestamp(batch.mtime or self.wall(), tz=timezone.utc)
+            first = event_time(batch.first_record()) or datetime.fromtimestamp(batch.mtime or self.wall(),
+                                                                                 tz=timezone.utc)
             key = object_key(service=stream.service, host=self.config.host, event_time=first, fingerprint=stream.fp,
                              start=batch.start, end=batch.end, compression=self.config.compression)
             intent = Intent(start=batch.start, end=batch.end, final=batch.final, key=key,
                             compression=self.config.compression, first_event=first.isoformat())
-        records = self.redactor(batch.records) if self.redactor is not None else batch.records
-        body = compress(b"".join(records), intent.compression)
-        sha = hashlib.sha256(body).hexdigest()
-        last = event_time(batch.records[-1])
-        metadata = {
-            sink_base.META_SHA256: sha,
-            sink_base.META_LINES: str(len(batch.records)),
-            sink_base.META_SOURCE: stream.fp,
-            sink_base.META_BYTE_START: str(intent.start),
-            sink_base.META_BYTE_END: str(intent.end),
-            sink_base.META_FIRST_EVENT: intent.first_event,
-            sink_base.META_LAST_EVENT: last.isoformat() if last else intent.first_event,
-        }
-        if batch.replay is None:
             # Durable before the upload: a restart must re-use exactly this range and key.
             self.checkpointer.record_intent(stream.fp, intent)
             batch.replay = intent
+        upload = _Upload(stream, batch, intent, once=attempts is not None)
+        future = self._uploads().submit(self._transfer, upload, stop, deadline, attempts)
+        future.add_done_callback(lambda _: self.wake.set())
+        self._inflight[stream.fp] = future
+        return True
 
-        existed: list[bool] = []
+    def _transfer(self, up: _Upload, stop: threading.Event | None, deadline: float | None,
+                  attempts: int | None) -> _Upload:
+        """On an upload thread: redact (optional), compress, hash and put with retries. Never touches state."""
+        content = up.batch.body
+        if self.redactor is not None:
+            content = b"".join(self.redactor(split_lines(content)))
+        body = compress(content, up.intent.compression)
+        up.content, up.size, up.sha = content, len(body), hashlib.sha256(body).hexdigest()
+        last = event_time(up.batch.last_record())
+        up.metadata = {
+            sink_base.META_SHA256: up.sha,
+            sink_base.META_LINES: str(up.batch.lines),
+            sink_base.META_SOURCE: up.stream.fp,
+            sink_base.META_BYTE_START: str(up.intent.start),
+            sink_base.META_BYTE_END: str(up.intent.end),
+            sink_base.META_FIRST_EVENT: up.intent.first_event,
+            sink_base.META_LAST_EVENT: last.isoformat() if last else up.intent.first_event,
+        }
 
         def put() -> None:
-            result = self.sink.put(intent.key, body, sha256=sha, metadata=metadata,
-                                   content_encoding=CONTENT_ENCODING[intent.compression])
-            existed.append(result.already_existed)
+            result = self.sink.put(up.intent.key, body, sha256=up.sha, metadata=up.metadata,
+                                   content_encoding=CONTENT_ENCODING[up.intent.compression])
+            up.existed = result.already_existed
             if result.already_existed:
                 self.metrics.batches_existing.inc()
 
-        if not self._with_retries(put, stream, stop=stop, deadline=deadline, attempts=attempts):
-            return False
+        try:
+            up.stored = self._with_retries(put, up.stream, stop=stop, deadline=deadline, attempts=attempts)
+        except ShipError as exc:
+            up.error = exc
+        return up
+
+    def _harvest(self, *, block: bool, timeout: float | None = None) -> int:
+        """Finish the uploads that are done (waiting for the first one when ``block``), in the pipeline thread."""
+        if block and self._inflight:
+            concurrent.futures.wait(list(self._inflight.values()), timeout=timeout,
+                                    return_when=concurrent.futures.FIRST_COMPLETED)
+        finished = 0
+        for fp, future in list(self._inflight.items()):
+            if future.done():
+                del self._inflight[fp]
+                finished += 1
+                self._finish(future.result())
+        return finished
+
+    def _finish(self, up: _Upload) -> None:
+        """Observers, then the checkpoint — only for what the store acknowledged."""
+        if up.error is not None:
+            raise up.error
+        if not up.stored or up.stream.stalled:
+            return  # stopped, out of time, or held on a conflict: the data stays in the file
         if self.observers:
             failed = self._notify("batch_shipped", ShippedBatch(
-                key=intent.key, sha256=sha, size=len(body), lines=len(records), source=stream.fp,
-                byte_start=intent.start, byte_end=intent.end, first_event=metadata[sink_base.META_FIRST_EVENT],
-                last_event=metadata[sink_base.META_LAST_EVENT], service=stream.service, records=records,
-                already_existed=bool(existed and existed[-1])))
+                key=up.intent.key, sha256=up.sha, size=up.size, lines=up.batch.lines, source=up.stream.fp,
+                byte_start=up.intent.start, byte_end=up.intent.end,
+                first_event=up.metadata[sink_base.META_FIRST_EVENT], last_event=up.metadata[sink_base.META_LAST_EVENT],
+                service=up.stream.service, body=up.content, already_existed=up.existed))
             if failed is not None:
                 self.metrics.failures.labels("observer").inc()
-                if attempts is not None:
-                    raise ShipError(f"cannot record {intent.key} after upload: {failed}")
-                return False  # not acknowledged: offered again after the poll interval
-        self._acknowledge(stream, lines=len(batch.records))
-        return True
+                if up.once:
+                    raise ShipError(f"cannot record {up.intent.key} after upload: {failed}")
+                return  # not acknowledged: offered again on the next step
+        self._acknowledge(up.stream, lines=up.batch.lines)
 
     def _notify(self, hook: str, *args: object) -> str | None:
         """Call ``hook`` on every observer; the error of the first critical observer that failed, else None."""
@@ -331,7 +421,7 @@ class Pipeline:
                                  stream.pending.replay else ""})
                 if attempts is not None:
                     raise ShipError(f"cannot ship {stream.path}: {stream.stalled}") from None
-                return True
+                return False
             except (SinkUnavailableError, SinkError, OSError) as exc:
                 reason = "unavailable" if isinstance(exc, (SinkUnavailableError, OSError)) else "error"
                 self.metrics.failures.labels(reason).inc()

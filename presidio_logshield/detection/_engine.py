@@ -109,6 +109,10 @@ class DetectionEngine:
 
     # ------------------------------------------------------------------------------------------ public
 
+    def could_match(self, text: str) -> bool:
+        """False when no recognizer can find anything in ``text`` (the cheap gates all stay shut)."""
+        return self._prefilter.passes(text, text.lower()) or (self.ner_available and ner_candidate(text))
+
     def plan(self, text: str) -> list[str]:
         """The entity types worth looking for in ``text``; empty when nothing could match (no Presidio call)."""
         entities: list[str] = []

@@ -30,6 +30,28 @@ def no_leaked_threads():
     assert not leaked, f"threads leaked: {[t.name for t in leaked]}"
 
 
+_pipelines: list[Pipeline] = []
+
+
+@pytest.fixture(autouse=True)
+def close_pipelines(no_leaked_threads):
+    """Pipelines made by a test are closed (upload threads joined) before the thread-leak check."""
+    yield
+    while _pipelines:
+        _pipelines.pop().close()
+
+
+class SteppingPipeline(Pipeline):
+    """For tests that drive the loop by hand: each ``step`` returns once the uploads it started are finished,
+    so a test sees the same order of effects on every run."""
+
+    def step(self, stop=None) -> bool:
+        busy = super().step(stop)
+        while self._inflight:
+            self._harvest(block=True)
+        return busy
+
+
 def agent_config(tmp_path: Path, **env: str) -> AgentConfig:
     base = {
         "LOGSHIELD_PATHS": str(tmp_path / "logs" / "*.log*"),
@@ -53,7 +75,9 @@ def make_pipeline(tmp_path: Path, sink=None, **kwargs) -> Pipeline:
     kwargs.setdefault("settle", 0.0)
     kwargs.setdefault("backoff_base", 0.001)
     kwargs.setdefault("backoff_cap", 0.01)
-    return Pipeline(config, sink, Checkpointer.open(config.state_dir), **kwargs)
+    pipeline = SteppingPipeline(config, sink, Checkpointer.open(config.state_dir), **kwargs)
+    _pipelines.append(pipeline)
+    return pipeline
 
 
 def stored_objects(root: Path) -> dict[str, bytes]:

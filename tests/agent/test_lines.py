@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from logshield_agent.sources.lines import PIECE_MARKER, split_records
+from logshield_agent.sources.lines import PIECE_MARKER, split_lines, split_records, take_records
 
 
 def strip(records):
@@ -73,3 +73,34 @@ class TestSplitRecords:
             again, again_ends = split_records(data[start:end], max_line, final=final)
             assert again == records
             assert again_ends[-1] == end - start
+
+
+class TestTakeRecords:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        data=st.binary(max_size=400).map(lambda b: b.replace(b"\x00", b"\n")),
+        max_line=st.integers(min_value=2, max_value=40),
+        limit=st.integers(min_value=-5, max_value=200),
+        first_always=st.booleans(),
+    )
+    def test_same_records_as_split_records(self, data, max_line, limit, first_always):
+        """The fast path takes exactly the records split_records gives, in order, while they fit in the limit."""
+        records, ends = split_records(data, max_line, final=False)
+        taken, size = [], 0
+        for record in records:
+            if (taken or not first_always) and size + len(record) > limit:
+                break
+            taken.append(record)
+            size += len(record)
+        body, lines, consumed = take_records(bytearray(data), max_line, limit, first_always=first_always)
+        assert (body, lines) == (b"".join(taken), len(taken))
+        assert consumed == (ends[len(taken) - 1] if taken else 0)
+
+    def test_long_line_takes_the_exact_path(self):
+        """A line over the cap in the window is cut in marked pieces, as split_records does."""
+        body, lines, consumed = take_records(b"ab\n" + b"x" * 9 + b"\n", 4, 100, first_always=True)
+        assert body == b"ab\n" + (b"xxxx" + PIECE_MARKER) * 2 + b"x\n" and lines == 4 and consumed == 13
+
+    def test_split_lines_only_on_newline(self):
+        """Records are separated by \\n only; \\r and other line breaks stay inside a record."""
+        assert split_lines(b"a\rb\n\x0bc\n") == [b"a\rb\n", b"\x0bc\n"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -11,10 +12,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from logshield_agent.sinks.base import SinkUnavailableError
+from logshield_agent.pipeline import ShipError
+from logshield_agent.sinks.base import SinkError, SinkUnavailableError
 from logshield_agent.sinks.local import LocalDirSink
+from logshield_agent.sources.checkpoint import Checkpointer
 from logshield_agent.sources.fs import FileSystem
 from logshield_agent.sources.lines import PIECE_MARKER
+from logshield_agent.transforms.compress import compress
 from logshield_agent.transforms.redact import RecordRedactor
 
 from .conftest import assert_no_overlap, make_pipeline, stored_lines, stored_objects
@@ -96,7 +100,7 @@ class TestRotation:
         for _ in range(3):
             p.step()
         p.flush(deadline=float("inf"))
-        p.tailer.close()
+        p.close()
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == exactly(expected)
         assert_no_overlap(tmp_path / "store")
@@ -119,7 +123,7 @@ class TestRotation:
         p.flush(deadline=float("inf"))
         # Without a restart: the running agent followed the copy.
         assert stored_lines(tmp_path / "store") == exactly(expected[:-1])
-        p.tailer.close()
+        p.close()
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == exactly(expected[:-1])
         assert_no_overlap(tmp_path / "store")
@@ -150,7 +154,7 @@ class TestRotation:
         for _ in range(4):
             p.step()
         p.flush(deadline=float("inf"))
-        p.tailer.close()
+        p.close()
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == exactly(expected)
         assert_no_overlap(tmp_path / "store")
@@ -167,7 +171,7 @@ class TestRotation:
         for _ in range(2):
             p.step()
         p.flush(deadline=float("inf"))
-        p.tailer.close()
+        p.close()
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
@@ -221,7 +225,7 @@ class TestRotation:
         expected += write(tmp_path / "logs" / "b.log", *numbered("b", 5))
         p.step()
         p.flush(deadline=float("inf"))
-        p.tailer.close()
+        p.close()
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
 
@@ -237,7 +241,7 @@ class TestLines:
         write(log, "ne\n")
         p.step()
         p.flush(deadline=float("inf"))
-        p.tailer.close()
+        p.close()
         assert stored_lines(tmp_path / "store")[b"half a line\n"] == 1
 
     def test_ten_megabyte_line(self, tmp_path):
@@ -285,7 +289,7 @@ class TestPermissionDenied:
             p.step()
             p.step()
             p.flush(deadline=float("inf"))
-            p.tailer.close()
+            p.close()
         assert stored_lines(tmp_path / "store") == exactly(expected)
         denied = [r for r in caplog.records if "permission denied" in r.getMessage()]
         assert len(denied) == 1 and denied[0].path.endswith("secret.log")
@@ -393,7 +397,7 @@ class TestStoreDown:
         write(tmp_path / "logs" / "app.log", *numbered("a", 10))
         p.step()
         assert p.metrics.unshipped._value.get() > 0
-        p.tailer.close()
+        p.close()
 
 
 class TestShutdown:
@@ -413,24 +417,34 @@ class TestShutdown:
 
 
 class UpperRedactor:
+    """Redacts the key ``password`` and the word ``secret``; lines without either are not its business."""
+
+    def line_needs_redaction(self, text):
+        return "password" in text or "secret" in text
+
     def redact_batch(self, values):
         out = []
         for v in values:
             if isinstance(v, dict):
-                out.append(({k: ("[REDACTED]" if k == "password" else val) for k, val in v.items()}, None))
+                found = "password" in v
+                out.append(({k: ("[REDACTED]" if k == "password" else val) for k, val in v.items()}, found))
             else:
-                out.append((v.replace("secret", "[REDACTED]"), None))
+                out.append((v.replace("secret", "[REDACTED]"), "secret" in v))
         return out
 
 
 class TestRedaction:
     def test_redacts_json_and_text(self, tmp_path):
-        """JSON records are redacted as dicts and re-serialised compactly; text as text."""
+        """JSON records with findings are redacted as dicts and re-serialised compactly, text as text; every other
+        line keeps its exact bytes."""
         make_pipeline(tmp_path)
-        write(tmp_path / "logs" / "app.log", b'{"user": "x", "password": "hunter2"}\n', b"my secret here\n")
+        write(tmp_path / "logs" / "app.log", b'{"user": "x", "password": "hunter2"}\n', b"my secret here\n",
+              b'{"user": "y",  "note": "nothing to hide"}\n', b'{"user": "z", "password_policy": "none"}\n')
         make_pipeline(tmp_path, redactor=RecordRedactor(UpperRedactor())).run_once()
         assert stored_lines(tmp_path / "store") == Counter(
-            [b'{"user":"x","password":"[REDACTED]"}\n', b"my [REDACTED] here\n"])
+            [b'{"user":"x","password":"[REDACTED]"}\n', b"my [REDACTED] here\n",
+             b'{"user": "y",  "note": "nothing to hide"}\n',  # not a candidate: the original bytes
+             b'{"user": "z", "password_policy": "none"}\n'])  # a candidate with no finding: the original bytes
 
     def test_off_does_not_import_presidio(self):
         """LOGSHIELD_REDACT=off builds no redactor and never imports Presidio or the library."""
@@ -468,7 +482,7 @@ class TestRotatedRetention:
         p.housekeeping()
         assert not (tmp_path / "logs" / "app.log.1").exists()
         assert log.exists()
-        p.tailer.close()
+        p.close()
 
 
 class RecordingObserver:
@@ -529,3 +543,79 @@ class TestObservers:
         (batch,) = observer.batches
         assert batch.already_existed and list(batch.records) == expected
         assert stored_lines(tmp_path / "store") == exactly(expected)
+
+
+class RefusingSink(LocalDirSink):
+    """A store that refuses every upload (like bad credentials)."""
+
+    def put(self, key, body, **kwargs):
+        raise SinkError("access denied")
+
+
+class CountingSink(LocalDirSink):
+    """A local sink that records how many puts run at once (each put is held briefly so they overlap)."""
+
+    def __init__(self, root, hold: float = 0.05) -> None:
+        super().__init__(root)
+        self.hold = hold
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+
+    def put(self, key, body, **kwargs):
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            threading.Event().wait(self.hold)
+            return super().put(key, body, **kwargs)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+class TestConcurrentUploads:
+    def test_files_ship_in_parallel_within_the_limit(self, tmp_path):
+        """Several files upload at once, never more than LOGSHIELD_UPLOAD_CONCURRENCY; every line once."""
+        make_pipeline(tmp_path)
+        expected = []
+        for n in range(6):
+            expected += write(tmp_path / "logs" / f"f{n}.log", *numbered(f"f{n}", 300))
+        sink = CountingSink(tmp_path / "store")
+        make_pipeline(tmp_path, sink=sink, env={"upload_concurrency": "3", "batch_max_bytes": "4KiB",
+                                                "max_line_bytes": "1KiB"}).run_once()
+        assert sink.peak == 3
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+
+    def test_read_ahead_is_bounded_by_the_upload_limit(self, tmp_path):
+        """With a backlog in many files, batches are read ahead for the uploads in flight plus one, no more."""
+        make_pipeline(tmp_path)
+        for n in range(20):
+            write(tmp_path / "logs" / f"f{n}.log", *numbered(f"f{n}", 200))
+        p = make_pipeline(tmp_path, env={"upload_concurrency": "2", "batch_max_bytes": "4KiB",
+                                         "max_line_bytes": "1KiB"})
+        p.tailer.scan()
+        pending = [s.pending.size for s in p.tailer.streams.values() if s.pending is not None]
+        assert len(p.tailer.streams) == 20 and sum(pending) <= 3 * (4096 + 1024) and len(pending) <= 4
+
+    def test_conflicting_object_holds_only_that_file(self, tmp_path):
+        """An object already stored with other bytes under a batch's key is never overwritten nor acknowledged;
+        that file is held (its data stays), the other files ship."""
+        make_pipeline(tmp_path)
+        held = write(tmp_path / "logs" / "held.log", *numbered("h", 10))
+        other = write(tmp_path / "logs" / "other.log", *numbered("o", 10))
+        with pytest.raises(ShipError):  # the intents are recorded, nothing is stored
+            make_pipeline(tmp_path, sink=RefusingSink(tmp_path / "store")).run_once()
+        (key,) = [s.intent.key for s in Checkpointer.open(tmp_path / "state").streams.values()
+                  if s.path.endswith("held.log")]
+        other_bytes = compress(b"someone else's line\n", "zstd")
+        LocalDirSink(tmp_path / "store").put(key, other_bytes, sha256=hashlib.sha256(other_bytes).hexdigest(),
+                                             metadata={})
+        q = make_pipeline(tmp_path)
+        for _ in range(3):
+            q.step()
+        fp = next(fp for fp, s in q.tailer.streams.items() if s.path.endswith("held.log"))
+        assert q.tailer.streams[fp].stalled and q.checkpointer.streams[fp].offset == 0
+        stored = stored_lines(tmp_path / "store")
+        assert all(stored[line] == 1 for line in other) and not any(stored[line] for line in held)

@@ -300,3 +300,35 @@ class TestPersonRecall:
         print(f"PERSON recall: {recall:.3f} ({found}/{len(cases)})")
         missed = [out for (text, f, last), (out, _) in zip(cases, outputs, strict=True) if f in out or last in out]
         assert recall >= PERSON_RECALL_FLOOR, "missed:\n" + "\n".join(missed[:30])
+
+
+class TestLineGate:
+    """``Redactor.line_needs_redaction``: the agent keeps a line unparsed only when it certainly holds nothing."""
+
+    def test_every_leak_case_is_a_candidate(self, redactor: Redactor) -> None:
+        """Every generated value, as a plain line and inside JSON lines of several shapes, opens the gate."""
+        missed = []
+        for kind, text, value in CASES:
+            lines = [text, json.dumps({"msg": text}), json.dumps({"items": [value], "n": 1}),
+                     json.dumps({"mobile" if kind == "phone" else "national_id" if kind == "ssn" else "v": value})]
+            for line in lines:
+                found = redactor.redact_batch([json.loads(line) if line.startswith("{") else line])[0][1]
+                if found and not redactor.line_needs_redaction(line):
+                    missed.append((kind, line))
+        assert not missed, f"{len(missed)} lines with findings skipped:\n" + "\n".join(map(repr, missed[:20]))
+
+    def test_secret_and_context_keys_are_candidates(self, redactor: Redactor) -> None:
+        """A secret key or a key that gives context (national_id, mobile) makes the line a candidate."""
+        for line in ['{"p_w_d": "x"}', '{"national_id": "078051120"}', '{"mobile": 4155552671}',
+                     '{"x-api-key": "abc"}', '{"msg": "caf\\u00e9"}']:
+            assert redactor.line_needs_redaction(line), line
+
+    def test_clean_lines_mostly_skip(self, redactor: Redactor) -> None:
+        """Ordinary service lines skip the parse: that is what makes the agent's redaction pass fast."""
+        rng = random.Random(5)
+        lines = [json.dumps({"timestamp": f"2026-11-23T10:00:{i % 60:02d}.{rng.randrange(10**6):06d}Z",
+                             "level": "INFO", "logger": "shop.api", "pid": 812,
+                             "message": f"GET /api/v1/orders {code} in {ms:.1f} ms",
+                             "request_id": f"req-{rng.getrandbits(64):016x}"})
+                 for i, (code, ms) in enumerate([(200, 3.2), (404, 11.0), (201, 47.5)] * 50)]
+        assert sum(redactor.line_needs_redaction(line) for line in lines) <= 3

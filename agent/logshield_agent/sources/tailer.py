@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from .checkpoint import Checkpointer, Intent, StreamState
 from .fingerprint import FINGERPRINT_BYTES, fingerprint_of, take_fingerprint
 from .fs import FileSystem
-from .lines import split_records
+from .lines import split_records, take_records
 
 __all__ = ["PendingBatch", "Stream", "Tailer", "service_from_path"]
 
@@ -54,11 +54,13 @@ def service_from_path(path: str) -> str:
 
 @dataclass
 class PendingBatch:
-    """Records read from ``[start, end)`` of a stream, waiting to be shipped."""
+    """Records read from ``[start, end)`` of a stream, waiting to be shipped: kept as a few runs of whole records
+    (``chunks``), not one object per line."""
 
     start: int
     end: int
-    records: list[bytes] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)
+    lines: int = 0
     size: int = 0
     opened: float = 0.0  # monotonic time of the first record
     mtime: float = 0.0  # file mtime when the first record was read (event-time fallback)
@@ -66,6 +68,27 @@ class PendingBatch:
     full: bool = False  # the next record did not fit: ship now
     replay: Intent | None = None  # set when re-building a batch recorded before a crash
     incomplete: bool = False  # replay could not re-read the whole range
+
+    def add(self, body: bytes, lines: int) -> None:
+        if lines:
+            self.chunks.append(body)
+            self.lines += lines
+            self.size += len(body)
+
+    @property
+    def body(self) -> bytes:
+        """Every record, newline-terminated, in order (joined once; later calls are free)."""
+        if len(self.chunks) > 1:
+            self.chunks[:] = [b"".join(self.chunks)]
+        return self.chunks[0] if self.chunks else b""
+
+    def first_record(self) -> bytes:
+        body = self.chunks[0] if self.chunks else b""
+        return body[:body.find(b"\n") + 1]
+
+    def last_record(self) -> bytes:
+        body = self.chunks[-1] if self.chunks else b""
+        return body[body.rfind(b"\n", 0, len(body) - 1) + 1:]
 
 
 @dataclass
@@ -120,6 +143,7 @@ class Tailer:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_read: Callable[[int, int], None] | None = None,
+        max_pending_bytes: int | None = None,
     ) -> None:
         self.patterns = patterns
         self.checkpointer = checkpointer
@@ -131,6 +155,9 @@ class Tailer:
         self.clock = clock
         self.wall = wall
         self.on_read = on_read or (lambda lines, nbytes: None)
+        #: Read ahead into new batches only while all pending batches together are smaller than this.
+        self.max_pending_bytes = max_pending_bytes
+        self._turn = 0
         self.streams: dict[str, Stream] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
         self._denied: set[str] = set()
@@ -153,7 +180,12 @@ class Tailer:
         now = self.clock()
         self._check_open_files(now)
         seen = self._discover(now)
-        for stream in list(self.streams.values()):
+        streams = list(self.streams.values())
+        if streams:  # round robin: with a read-ahead budget, every file gets its turn first
+            self._turn = (self._turn + 1) % len(streams)
+            streams = streams[self._turn:] + streams[:self._turn]
+        pending = sum(s.pending.size for s in streams if s.pending is not None)
+        for stream in streams:
             if stream.fd is None:
                 stream.gone = stream.detached
                 # No copy found: bytes past what was read went with the truncation (the documented race).
@@ -161,8 +193,14 @@ class Tailer:
             else:
                 # Re-evaluated every scan: a rename racing with glob+stat may hide a file for one scan.
                 stream.gone = stream.deleted or (stream.dev, stream.ino) not in seen
-            if stream.pending is None or stream.pending.replay is None:
+            over_budget = (self.max_pending_bytes is not None
+                           and pending + self.batch_max_bytes > self.max_pending_bytes)
+            if stream.pending is None and over_budget:
+                pass  # enough read ahead; this file waits for a batch to be acknowledged
+            elif stream.pending is None or stream.pending.replay is None:
+                before = stream.pending.size if stream.pending is not None else 0
                 self._fill(stream, now)
+                pending += (stream.pending.size if stream.pending is not None else 0) - before
             self._maybe_flush_tail(stream, now, once=once)
             self._maybe_forget(stream, now)
 
@@ -307,7 +345,7 @@ class Tailer:
         """Re-read exactly the range of a batch recorded before a crash (needs the stream's fd)."""
         batch = stream.pending
         assert batch is not None and batch.replay is not None
-        if batch.records:
+        if batch.lines:
             return
         if stream.fd is None:
             batch.incomplete = True
@@ -325,8 +363,8 @@ class Tailer:
         if len(data) < batch.end - batch.start or not ends or ends[-1] != len(data):
             batch.incomplete = True
             return
-        batch.records = records
-        batch.size = sum(map(len, records))
+        batch.chunks, batch.lines, batch.size = [], 0, 0
+        batch.add(b"".join(records), len(records))
         stream.buf_offset = batch.end
         stream.buf.clear()
 
@@ -340,27 +378,20 @@ class Tailer:
                 batch.full = True
                 return
             if stream.buf:
-                records, ends = split_records(stream.buf, self.max_line_bytes, final=False)
-                taken = 0
-                for record in records:
+                body, lines, consumed = take_records(stream.buf, self.max_line_bytes,
+                                                     max_bytes - (batch.size if batch else 0),
+                                                     first_always=batch is None or not batch.lines)
+                if lines:
                     if batch is None:
                         batch = stream.pending = PendingBatch(start=stream.buf_offset, end=stream.buf_offset,
                                                               opened=now, mtime=stream.mtime)
-                    if batch.records and batch.size + len(record) > max_bytes:
-                        break
-                    batch.records.append(record)
-                    batch.size += len(record)
-                    taken += 1
-                if taken:
-                    consumed = ends[taken - 1]
+                    batch.add(body, lines)
                     del stream.buf[:consumed]
                     stream.buf_offset += consumed
-                    assert batch is not None
                     batch.end = stream.buf_offset
-                    self.on_read(taken, consumed)
-                if taken < len(records):
-                    assert batch is not None
-                    batch.full = True
+                    self.on_read(lines, consumed)
+                if batch is not None and (b"\n" in stream.buf or len(stream.buf) >= self.max_line_bytes):
+                    batch.full = True  # a whole record is waiting that did not fit
                     return
             if stream.read_offset >= stream.size:
                 return
@@ -399,8 +430,7 @@ class Tailer:
         if batch is None:
             batch = stream.pending = PendingBatch(start=stream.buf_offset, end=stream.buf_offset, opened=now,
                                                   mtime=stream.mtime)
-        batch.records.extend(records)
-        batch.size += sum(map(len, records))
+        batch.add(b"".join(records), len(records))
         stream.buf_offset += ends[-1]
         stream.buf.clear()
         batch.end = stream.buf_offset

@@ -1,9 +1,12 @@
 """Optional redaction pass (``LOGSHIELD_REDACT=patterns|full``) using the presidio_logshield library.
 
-Each record that parses as a JSON object is redacted as a dict (so key names like ``password`` count) and
-re-serialised compactly; anything else is redacted as text. The library is imported only when this transform is
-built, so ``LOGSHIELD_REDACT=off`` never loads Presidio. The output must be deterministic for a given input
-(the library guarantees it), otherwise a crash replay would conflict with the object already stored.
+A line on which no recognizer's gate opens (and whose keys name no secret) is kept byte for byte without being
+parsed — most lines. Any other record that parses as a JSON object is redacted as a dict (so key names like
+``password`` count) and, if something was found, re-serialised compactly; anything else is redacted as text.
+
+The library is imported only when this transform is built, so ``LOGSHIELD_REDACT=off`` never loads Presidio. The
+output must be deterministic for a given input (the library guarantees it), otherwise a crash replay would conflict
+with the object already stored.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ __all__ = ["BatchRedactor", "RecordRedactor", "build_redactor"]
 class BatchRedactor(Protocol):
     def redact_batch(self, values: Sequence[Any]) -> list[tuple[Any, Any]]: ...
 
+    def line_needs_redaction(self, text: str) -> bool: ...
+
 
 class RecordRedactor:
     """Callable: list of records (bytes, newline-terminated) in, redacted records out, same length and order."""
@@ -26,11 +31,16 @@ class RecordRedactor:
         self._redactor = redactor
 
     def __call__(self, records: Sequence[bytes]) -> list[bytes]:
+        out = list(records)
+        todo: list[int] = []
         values: list[Any] = []
         is_json: list[bool] = []
-        for record in records:
+        for index, record in enumerate(records):
             text = record[:-1] if record.endswith(b"\n") else record
             decoded = text.decode("utf-8", errors="surrogateescape")
+            if not self._redactor.line_needs_redaction(decoded):
+                continue  # nothing any recognizer could find: kept byte for byte, never parsed
+            todo.append(index)
             obj = None
             if decoded.lstrip().startswith("{"):
                 try:
@@ -44,14 +54,15 @@ class RecordRedactor:
                 values.append(decoded)
                 is_json.append(False)
         results = self._redactor.redact_batch(values) if values else []
-        out = []
-        for (value, _summary), as_json in zip(results, is_json, strict=True):
+        for index, (value, summary), as_json in zip(todo, results, is_json, strict=True):
+            if not summary:
+                continue  # nothing found: the original bytes, not a re-serialisation
             text = json.dumps(value, ensure_ascii=False, separators=(",", ":")) if as_json else str(value)
             try:
                 raw = text.encode("utf-8", errors="surrogateescape")
             except UnicodeEncodeError:
                 raw = text.encode("utf-8", errors="replace")
-            out.append(raw + b"\n")
+            out[index] = raw + b"\n"
         return out
 
 
