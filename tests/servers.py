@@ -157,7 +157,8 @@ class _Server:
             time.sleep(0.2)
 
     def stop(self, grace: float = 3.0) -> None:
-        """SIGTERM the process group, SIGKILL it after ``grace`` seconds; idempotent."""
+        """SIGTERM the process group, SIGKILL it after ``grace`` seconds; idempotent. ``start()`` may follow
+        (same ports, same data directory: an outage and a recovery)."""
         proc = self._proc
         if proc is None:
             return
@@ -173,6 +174,7 @@ class _Server:
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
+        self._proc = None
 
     def __enter__(self) -> Any:
         return self.start()
