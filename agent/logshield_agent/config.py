@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["VARIABLES", "AgentConfig", "ConfigError", "load_config", "parse_bytes"]
@@ -55,6 +55,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "AZURE_ACCOUNT_URL": ("unset", "Blob account URL for DefaultAzureCredential / SAS token auth."),
     "AZURE_ACCESS_TIER": ("unset", "Blob access tier: `Hot`, `Cool`, `Cold` or `Archive`."),
     "AZURE_IMMUTABILITY": ("`off`", "Per-blob immutability policy: `off`, `unlocked` or `locked`."),
+    "DIGEST": ("`on`", "`on`: record every shipped object and write a signed, chained digest under "
+               "`<prefix>/_digest/` each interval, at shutdown and after `--once`; `off`: no digests."),
+    "DIGEST_INTERVAL": ("`3600`", "Seconds per digest period, aligned to the clock (an empty period still gets one)."),
+    "DIGEST_KEY": ("unset", "Ed25519 private key for digests: PEM, or base64 of the 32 raw bytes."),
+    "DIGEST_KEY_FILE": ("unset", "File holding that key. With neither, a key is created once in the state dir "
+                        "(`digest-signing-key.pem`, mode 0600) and its public half written beside it."),
     "UPLOAD_CONCURRENCY": ("`2`", "Batches uploaded at once (from different files; one file's batches go one at a "
                            "time, in order). Memory: about `UPLOAD_CONCURRENCY + 1` batches."),
 }
@@ -114,6 +120,10 @@ class AgentConfig(BaseSettings):
     azure_access_tier: Literal["Hot", "Cool", "Cold", "Archive"] | None = None
     azure_immutability: Literal["off", "unlocked", "locked"] = "off"
     upload_concurrency: int = Field(2, ge=1, le=64)
+    digest: Literal["on", "off"] = "on"
+    digest_interval: float = Field(3600.0, ge=60)
+    digest_key: SecretStr | None = None
+    digest_key_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -140,7 +150,8 @@ class AgentConfig(BaseSettings):
         return parse_bytes(_blank_to_none(value))
 
     @field_validator("sink", "service", "s3_kms_key_id", "s3_storage_class", "s3_object_lock_mode",
-                     "azure_account_url", "azure_access_tier", "rotated_keep_days", "retention_days", mode="before")
+                     "azure_account_url", "azure_access_tier", "rotated_keep_days", "retention_days", "digest_key",
+                     "digest_key_file", mode="before")
     @classmethod
     def _blank(cls, value: Any) -> Any:
         return _blank_to_none(value)
@@ -180,6 +191,8 @@ class AgentConfig(BaseSettings):
     def _coherent(self) -> AgentConfig:
         if self.max_line_bytes > self.batch_max_bytes:
             raise ValueError("LOGSHIELD_MAX_LINE_BYTES must not exceed LOGSHIELD_BATCH_MAX_BYTES")
+        if self.digest_key is not None and self.digest_key_file is not None:
+            raise ValueError("set LOGSHIELD_DIGEST_KEY or LOGSHIELD_DIGEST_KEY_FILE, not both")
         if self.s3_kms_key_id and self.s3_sse != "aws:kms":
             raise ValueError("LOGSHIELD_S3_KMS_KEY_ID needs LOGSHIELD_S3_SSE=aws:kms")
         return self

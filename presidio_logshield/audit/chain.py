@@ -36,6 +36,7 @@ __all__ = ["ChainProblem", "ChainTip", "ChainVerifier", "RecordChain", "last_cha
            "stream_paths", "verify_chain"]
 
 GENESIS = "0" * 64
+_SEALED_FIELDS = ("stream", "seq", "stream_start", "chain")
 # Spacing is tolerated here so that a re-serialised line is reported as changed ("mismatch"), not as unsealed.
 _SEAL = re.compile(rb',\s*"chain"\s*:\s*"([0-9a-f]{64})"\s*}\s*$')
 #: How much of a file's end is read to find its last sealed record.
@@ -82,6 +83,9 @@ class RecordChain:
     def seal(self, doc: dict[str, Any]) -> bytes:
         """The sealed line for ``doc`` (UTF-8, no newline); ``doc`` gains ``stream``, ``seq``, ``stream_start``."""
         self.seq += 1
+        for name in _SEALED_FIELDS:  # an application field of the same name is kept, renamed, never overwritten
+            if name in doc:
+                doc[f"extra_{name}"] = doc.pop(name)
         doc["stream"] = self.stream
         doc["seq"] = self.seq
         if self.seq == 1:

@@ -81,10 +81,12 @@ def make_pipeline(tmp_path: Path, sink=None, **kwargs) -> Pipeline:
 
 
 def stored_objects(root: Path) -> dict[str, bytes]:
-    """key → decompressed body for every object in a local store."""
+    """key → decompressed body for every log object in a local store (not digests or alerts)."""
     sink = LocalDirSink(root)
     out = {}
     for info in sink.list():
+        if info.key.startswith(("_digest/", "_alerts/")):
+            continue
         parts = parse_key(info.key)
         assert parts is not None, info.key
         out[info.key] = decompress(sink.get(info.key), parts.compression)

@@ -224,7 +224,7 @@ class TestAzureBlob:
         assert code == 0, err[-2000:]
         container = azurite.client().get_container_client(azure_container)
         stored: Counter = Counter()
-        for blob in container.list_blobs(name_starts_with="logs/"):
+        for blob in container.list_blobs(name_starts_with="logs/service="):
             parts = parse_key(blob.name)
             body = container.download_blob(blob.name).readall()
             stored.update(decompress(body, parts.compression).splitlines(keepends=True))

@@ -81,6 +81,15 @@ class TestRecordChain:
         covered, value = split_sealed(line)
         assert value == chain.last and json.loads(covered) == {k: v for k, v in doc.items() if k != "chain"}
 
+    def test_application_fields_named_like_chain_fields_are_kept(self):
+        """An extra called stream or seq is renamed extra_stream / extra_seq, never overwritten; the chain holds."""
+        chain = RecordChain(KEY)
+        line = chain.seal({"message": "m", "stream": "video-7", "seq": 99})
+        doc = json.loads(line)
+        assert doc["extra_stream"] == "video-7" and doc["extra_seq"] == 99 and doc["seq"] == 1
+        assert list(doc)[-4:] == ["stream", "seq", "stream_start", "chain"]
+        assert verify_chain([line], KEY) == []
+
     def test_fork_starts_a_stream_naming_the_previous(self):
         """After a fork the child's chain is a new stream whose first record names the parent's end."""
         chain = RecordChain()

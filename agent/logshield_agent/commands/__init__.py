@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "check": "check",
     "retention": "retention",
     "report": "report",
+    "verify": "verify",
 }
 
 

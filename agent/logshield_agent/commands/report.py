@@ -7,10 +7,14 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._log import sanitize
-from ..sinks import SinkError
+from ..sinks import Sink, SinkError
 from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, parse_when, sink_for_url
+
+if TYPE_CHECKING:
+    from ..report import VerificationView
 
 HELP = "write a self-contained HTML compliance report (volume, redactions, audit events, anomalies, verification)"
 
@@ -21,10 +25,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 7d)")
     parser.add_argument("--until", default=None, help="end of the period (default now)")
     parser.add_argument("--out", default="report.html", help="output file (default report.html; '-' for stdout)")
+    parser.add_argument("--public-key", type=Path, help="the digest signers' public key (PEM) to pin, as for verify")
+    parser.add_argument("--no-verify", action="store_true", help="leave out the integrity check (faster)")
+
+
+def verification(sink: Sink, args: argparse.Namespace, since: datetime, until: datetime) -> VerificationView:
+    """Run ``verify`` over the period and keep what the page shows."""
+    from ..audit import verify_archive
+    from ..audit.signing import KeyError_
+    from ..report import VerificationView
+    from .verify import chain_key_from_env
+
+    if args.no_verify:
+        return VerificationView("not run", "verification left out (--no-verify)")
+    public_key = None
+    if args.public_key is not None:
+        try:
+            public_key = args.public_key.read_bytes()
+        except OSError as exc:
+            fail(f"--public-key: cannot read {args.public_key}: {exc.strerror}", EXIT_CONFIG)
+    try:
+        report = verify_archive(sink, public_key=public_key, since=since, until=until,
+                                chain_key=chain_key_from_env())
+    except KeyError_ as exc:
+        fail(str(exc), EXIT_CONFIG)
+    counts = report.counts
+    summary = (f"{counts.get('digests', 0)} digests and {counts.get('objects', 0)} objects "
+               f"({counts.get('sealed_records', 0):,} chained records) checked")
+    if report.warnings:
+        summary += "; " + "; ".join(w.detail for w in report.warnings)
+    by_kind: dict[str, int] = {}
+    for finding in report.findings:
+        by_kind[finding.kind] = by_kind.get(finding.kind, 0) + 1
+    return VerificationView("intact" if report.ok else "problems", summary, by_kind,
+                            [{"kind": f.kind, "key": f.key, "detail": f.detail} for f in report.findings])
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import VerificationView, collect, render_report
+    from ..report import collect, render_report
 
     now = datetime.now(timezone.utc)
     try:
@@ -40,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
             summary = collect(sink, since, until)
         except SinkError as exc:
             fail(f"cannot read {sink.display_url}: {sanitize(str(exc))}", EXIT_FAILED)
-        verification = VerificationView("not run", "verification is not available in this build")
-        page = render_report(summary, verification, archive=sink.display_url, generated=now)
+        try:
+            checked = verification(sink, args, since, until)
+        except SinkError as exc:
+            fail(f"cannot verify {sink.display_url}: {sanitize(str(exc))}", EXIT_FAILED)
+        page = render_report(summary, checked, archive=sink.display_url, generated=now)
     if args.out == "-":
         sys.stdout.write(page)
     else:
@@ -50,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
         tmp.write_text(page, encoding="utf-8")
         os.replace(tmp, out)
         print(f"report written to {out} ({summary.records:,} records, {summary.objects:,} objects, "
-              f"{len(summary.alerts)} alerts, verification: {verification.status})")
+              f"{len(summary.alerts)} alerts, verification: {checked.status})")
     return EXIT_OK

@@ -10,7 +10,8 @@ import threading
 from typing import Any
 
 from .._log import sanitize
-from ..sinks import SinkError
+from ..config import AgentConfig
+from ..sinks import Sink, SinkError
 from ..sources.checkpoint import Checkpointer, CheckpointError
 from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, config_or_exit, fail, sink_or_exit
 
@@ -22,6 +23,28 @@ log = logging.getLogger("logshield_agent")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="ship everything readable now, wait for the store's acknowledgement, exit")
+
+
+def observers(config: AgentConfig, sink: Sink) -> list[Any]:
+    """What follows the data path: the digest writer (evidence), when enabled."""
+    found: list[Any] = []
+    if config.digest == "on":
+        from ..audit import DigestKey, DigestWriter
+        from ..audit.signing import KeyError_
+
+        try:
+            key = DigestKey.load(key=config.digest_key.get_secret_value() if config.digest_key else None,
+                                 key_file=config.digest_key_file, state_dir=config.state_dir)
+        except KeyError_ as exc:
+            fail(str(exc), EXIT_CONFIG)
+        if key.origin == "generated":
+            log.warning("digests are signed with a key generated in the state directory; set LOGSHIELD_DIGEST_KEY"
+                        "_FILE to a managed key and give auditors its public key",
+                        extra={"public_key": str(config.state_dir / "digest-public-key.pem"),
+                               "fingerprint": key.fingerprint})
+        found.append(DigestWriter(sink, config.state_dir, host=config.host, key=key,
+                                  interval=config.digest_interval))
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         fail(str(exc), EXIT_CONFIG)
     metrics = AgentMetrics()
     readiness = Readiness(stale_after=max(3 * config.batch_max_age, 60.0))
-    pipeline = Pipeline(config, sink, checkpointer, metrics=metrics, readiness=readiness, redactor=redactor)
+    pipeline = Pipeline(config, sink, checkpointer, metrics=metrics, readiness=readiness, redactor=redactor,
+                        observers=observers(config, sink))
     with sink:
         if getattr(args, "once", False):
             try:
