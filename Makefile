@@ -48,6 +48,7 @@ demo: install
 bench: install
 	$(PY) -m bench
 	$(PY) -m bench.agent
+	$(PY) -m bench.verify
 
 lint: install
 	$(VENV)/bin/ruff check presidio_logshield agent tests bench deploy demo
