@@ -1,17 +1,20 @@
-"""``logshield`` console script: ``reveal`` decrypts ``enc:`` tokens, ``scan`` counts what would be redacted."""
+"""``logshield`` console script: ``reveal`` decrypts ``enc:`` tokens (audited first), ``scan`` counts what would be
+redacted, ``pseudonym`` computes the keyed pseudonym of a value, ``session`` pulls one session's records out of logs."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO
 
-from .config import ConfigError, load_redaction_config
+from .config import ConfigError, load_handler_config, load_redaction_config
 
 __all__ = ["main"]
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
@@ -23,20 +26,13 @@ def _open_lines(path: str) -> Iterator[str]:
         yield from handle
 
 
-def _audit_reveal(path: str) -> None:
-    # TODO(issue 4): presidio_logshield.audit.access records who revealed what before anything is decrypted.
-    try:
-        from .audit.access import audit_reveal  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    audit_reveal(source=path, command="reveal")
-
-
 def _reveal(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .audit.reveal import AuditFileError, AuditTrail
     from .operators import reveal_text
 
     try:
         config = load_redaction_config()
+        chain_key = load_handler_config().chain_key
     except ConfigError as exc:
         print(f"logshield reveal: {exc}", file=err)
         return EXIT_USAGE
@@ -44,13 +40,62 @@ def _reveal(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         print("logshield reveal: no decryption key: set LOGSHIELD_ENCRYPTION_KEY or "
               "LOGSHIELD_ENCRYPTION_KEY_FILE", file=err)
         return EXIT_USAGE
-    _audit_reveal(args.file)
+    audit_file = args.audit_file or os.environ.get("LOGSHIELD_AUDIT_FILE")
+    if not audit_file:
+        print("logshield reveal: revealing is audited first: set LOGSHIELD_AUDIT_FILE (or --audit-file) to the "
+              "audit log the sidecar ships", file=err)
+        return EXIT_USAGE
+    trail = AuditTrail(audit_file, chain_key=chain_key.get_secret_value() if chain_key else None,
+                       actor=args.actor)
+    source = "stdin" if args.file == "-" else os.path.abspath(args.file)
+    try:
+        trail.write("logshield.reveal", source, "started", key_id=config.encryption_kid, reason=args.reason)
+    except AuditFileError as exc:
+        print(f"logshield reveal: refused, nothing decrypted: {exc}", file=err)
+        return EXIT_FAILED
     total = 0
     for line in _open_lines(args.file):
         text, count = reveal_text(line.rstrip("\n"), config)
         total += count
         out.write(text + "\n")
-    print(f"logshield reveal: {total} value(s) decrypted", file=err)
+    try:
+        trail.write("logshield.reveal", source, "success", key_id=config.encryption_kid, values_revealed=total)
+    except AuditFileError as exc:
+        print(f"logshield reveal: {exc}", file=err)
+        return EXIT_FAILED
+    print(f"logshield reveal: {total} value(s) decrypted; audited in {audit_file}", file=err)
+    return 0
+
+
+def _pseudonym(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """The token a value becomes under the ``pseudonym`` operator or ``pseudonym_fields``: to search an archive
+    for one person without revealing anyone."""
+    from .operators import Operators
+
+    try:
+        config = load_redaction_config()
+    except ConfigError as exc:
+        print(f"logshield pseudonym: {exc}", file=err)
+        return EXIT_USAGE
+    if config.pseudonym_key is None:
+        print("logshield pseudonym: set LOGSHIELD_PSEUDONYM_KEY or LOGSHIELD_PSEUDONYM_KEY_FILE", file=err)
+        return EXIT_USAGE
+    out.write(Operators(config).pseudonym(args.type.upper(), args.value) + "\n")
+    return 0
+
+
+def _session(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .audit.sessions import SessionQuery, matching_records
+
+    query = SessionQuery(session_id=args.session_id, actor=args.actor, request_id=args.request_id)
+    if query.empty:
+        print("logshield session: give --session-id, --actor or --request-id", file=err)
+        return EXIT_USAGE
+    count = 0
+    for record in matching_records(args.files, query):
+        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    print(f"logshield session: {count} record(s)", file=err)
     return 0
 
 
@@ -94,15 +139,26 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     err = stderr or sys.stderr
     parser = argparse.ArgumentParser(prog="logshield", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    reveal = sub.add_parser("reveal", help="decrypt enc: tokens made with LOGSHIELD_ENCRYPTION_KEY(_FILE)")
+    reveal = sub.add_parser("reveal", help="decrypt enc: tokens made with LOGSHIELD_ENCRYPTION_KEY(_FILE); writes "
+                            "an audit record to LOGSHIELD_AUDIT_FILE first")
     reveal.add_argument("file", nargs="?", default="-", help="JSON-lines or text file, '-' for stdin")
+    reveal.add_argument("--audit-file", help="where the audit record goes (default LOGSHIELD_AUDIT_FILE)")
+    reveal.add_argument("--actor", help="who reveals (default: the OS user)")
+    reveal.add_argument("--reason", help="why (ticket, case number), recorded in the audit record")
+    pseudonym = sub.add_parser("pseudonym", help="print the keyed pseudonym of a value (LOGSHIELD_PSEUDONYM_KEY)")
+    pseudonym.add_argument("value")
+    pseudonym.add_argument("--type", default="ACTOR", help="entity type or field, e.g. ACTOR, EMAIL_ADDRESS")
+    session = sub.add_parser("session", help="every record of one session, actor or request, in time order")
+    session.add_argument("files", nargs="+", help="JSON-lines files (.zst/.gz archive objects too)")
+    session.add_argument("--session-id")
+    session.add_argument("--actor")
+    session.add_argument("--request-id")
     scan = sub.add_parser("scan", help="dry run: count what would be redacted (never prints values)")
     scan.add_argument("file", help="JSON-lines or text file, '-' for stdin")
     scan.add_argument("--mode", choices=("patterns", "full"), help="override LOGSHIELD_DETECTION")
     args = parser.parse_args(argv)
-    if args.command == "reveal":
-        return _reveal(args, out, err)
-    return _scan(args, out, err)
+    commands = {"reveal": _reveal, "scan": _scan, "pseudonym": _pseudonym, "session": _session}
+    return commands[args.command](args, out, err)
 
 
 if __name__ == "__main__":  # pragma: no cover

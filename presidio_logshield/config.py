@@ -189,6 +189,20 @@ class HandlerConfig(_Frozen):
     #: After the models load, move every live object to the collector's permanent generation (``gc.freeze``) so
     #: the ~100k long-lived Presidio/spaCy objects are not rescanned by every full collection.
     gc_freeze: bool = True
+    #: Audit records (``audit_event``, ``@audited``) go to this file, in a chain of their own, instead of ``filename``.
+    audit_filename: str | None = None
+    #: Fields (from ``log_context`` or ``extra``) always written as keyed pseudonyms, whatever they contain, e.g.
+    #: ``actor,session_id``: correlate one person's records without identifying them. Needs the pseudonym key.
+    pseudonym_fields: tuple[str, ...] = ()
+
+    _pseudonym_fields = field_validator("pseudonym_fields", mode="before")(_split_csv)
+
+    @model_validator(mode="after")
+    def _pseudonym_key_present(self) -> HandlerConfig:
+        if self.pseudonym_fields and self.redaction.pseudonym_key is None:
+            raise ValueError("pseudonym_fields (LOGSHIELD_PSEUDONYM_FIELDS) need a key: set LOGSHIELD_PSEUDONYM_KEY or "
+                             "LOGSHIELD_PSEUDONYM_KEY_FILE")
+        return self
 
 
 def _key_id(key: SecretBytes | None) -> str:

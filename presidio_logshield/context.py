@@ -13,7 +13,12 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["bind_context", "current_context", "log_context", "unbind_context"]
+__all__ = ["bind_context", "current_context", "log_context", "otel_ids", "unbind_context"]
+
+try:  # the ``otel`` extra: trace and span ids on every record logged inside an active span
+    from opentelemetry import trace as _otel_trace
+except ImportError:  # pragma: no cover - depends on the environment
+    _otel_trace = None  # type: ignore[assignment]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _fields: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("logshield_context", default=_EMPTY)
@@ -48,3 +53,13 @@ def unbind_context(token: contextvars.Token[Mapping[str, Any]]) -> None:
 def current_context() -> Mapping[str, Any]:
     """The fields in force here (read-only)."""
     return _fields.get()
+
+
+def otel_ids() -> dict[str, str] | None:
+    """``{"trace_id", "span_id"}`` of the active OpenTelemetry span, or None (no OpenTelemetry, no valid span)."""
+    if _otel_trace is None:
+        return None
+    span_context = _otel_trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return {"trace_id": format(span_context.trace_id, "032x"), "span_id": format(span_context.span_id, "016x")}

@@ -20,7 +20,7 @@ from .audit.chain import RecordChain, last_chain_tip, stream_paths
 from .config import HandlerConfig, load_handler_config
 from .output import dropped_records_document
 from .pipeline import Pipeline, in_logshield_thread
-from .record import RecordSnapshot, snapshot
+from .record import RecordSnapshot, is_audit_snapshot, snapshot
 from .redaction import shared_redactor
 from .worker import QueueStats, RecordQueue, Worker
 from .writer import FileWriter, LineWriter, StreamWriter
@@ -60,19 +60,28 @@ class PIIRedactingHandler(logging.Handler):
         # ``redactor`` is for tests and embedders; normally one Redactor per configuration is shared.
         self.pipeline = Pipeline(self.config, (lambda: redactor) if redactor is not None
                                  else (lambda: shared_redactor(self.config.redaction)))
-        if self.config.chain:
-            key = self.config.chain_key.get_secret_value() if self.config.chain_key else None
-            # A restart names the stream that last wrote this file, and where it ended.
-            previous = last_chain_tip(*stream_paths(self.writer.path)) if isinstance(self.writer, FileWriter) else None
-            self.chain: RecordChain | None = RecordChain(key, previous=previous)
+        # Audit records (audit_event, @audited) to a file and a chain of their own, when configured.
+        self.audit_writer: FileWriter | None = None
+        if self.config.audit_filename:
+            self.audit_writer = FileWriter(self.config.audit_filename, max_bytes=self.config.max_bytes,
+                                           backup_count=self.config.backup_count)
+        self.chain: RecordChain | None = self._new_chain(self.writer)
+        self.audit_chain: RecordChain | None = self._new_chain(self.audit_writer) if self.audit_writer else None
+        if self.chain is not None:
             self.pipeline.sealer = self.chain.seal
-        else:
-            self.chain = None
         self._write_lock = threading.Lock()
         self._closed = False
         self._reported_drops = 0
         self._new_queue()
         _live_handlers.add(self)
+
+    def _new_chain(self, writer: LineWriter | None) -> RecordChain | None:
+        if not self.config.chain:
+            return None
+        key = self.config.chain_key.get_secret_value() if self.config.chain_key else None
+        # A restart names the stream that last wrote this file, and where it ended.
+        previous = last_chain_tip(*stream_paths(writer.path)) if isinstance(writer, FileWriter) else None
+        return RecordChain(key, previous=previous)
 
     def _new_queue(self) -> None:
         cfg = self.config
@@ -114,13 +123,26 @@ class PIIRedactingHandler(logging.Handler):
     def _write(self, snaps: list[RecordSnapshot]) -> None:
         # Render (which seals into the chain) and write under one lock: chain order is file order.
         with self._write_lock:
-            text = self.pipeline.render(snaps) + self._drop_report()
-            try:
-                self.writer.write(text)
-                self.writer.flush()
-            except Exception as exc:
-                sys.stderr.write(f"presidio_logshield: cannot write log output: {type(exc).__name__}: "
-                                 f"{getattr(exc, 'strerror', '') or ''}\n")
+            audit: list[RecordSnapshot] = []
+            if self.audit_writer is not None:
+                audit = [snap for snap in snaps if is_audit_snapshot(snap)]
+                if audit:
+                    snaps = [snap for snap in snaps if not is_audit_snapshot(snap)]
+            if snaps or self.queue.dropped != self._reported_drops:
+                self._append(self.writer, self.pipeline.render(snaps) + self._drop_report())
+            if audit:
+                assert self.audit_writer is not None
+                self._append(self.audit_writer, self.pipeline.render(
+                    audit, self.audit_chain.seal if self.audit_chain is not None else None))
+
+    @staticmethod
+    def _append(writer: LineWriter, data: bytes) -> None:
+        try:
+            writer.write(data)
+            writer.flush()
+        except Exception as exc:
+            sys.stderr.write(f"presidio_logshield: cannot write log output: {type(exc).__name__}: "
+                             f"{getattr(exc, 'strerror', '') or ''}\n")
 
     def _drop_report(self) -> bytes:
         dropped = self.queue.dropped
@@ -141,6 +163,8 @@ class PIIRedactingHandler(logging.Handler):
             self.queue.wait_done(self.queue.accepted, timeout if timeout is not None else self._drain_timeout())
         with self._write_lock, contextlib.suppress(Exception):
             self.writer.flush()
+            if self.audit_writer is not None:
+                self.audit_writer.flush()
 
     def _drain_timeout(self) -> float:
         batches = max(1, len(self.queue) // self.config.batch_size + 1)
@@ -157,6 +181,8 @@ class PIIRedactingHandler(logging.Handler):
             self.pipeline.close()
             with self._write_lock:
                 self.writer.close()
+                if self.audit_writer is not None:
+                    self.audit_writer.close()
         finally:
             _live_handlers.discard(self)
             super().close()
@@ -174,9 +200,12 @@ class PIIRedactingHandler(logging.Handler):
         self._new_queue()
         self._reported_drops = 0
         self.pipeline.reset_after_fork()
-        if self.chain is not None:
-            self.chain.restart_after_fork()
+        for chain in (self.chain, self.audit_chain):
+            if chain is not None:
+                chain.restart_after_fork()
         self.writer.reopen_after_fork()
+        if self.audit_writer is not None:
+            self.audit_writer.reopen_after_fork()
         self.createLock()
 
 

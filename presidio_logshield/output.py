@@ -71,15 +71,16 @@ def _merge(doc: dict[str, Any], fields: Any) -> None:
         doc[f"extra_{key}" if key in doc else key] = value
 
 
-def redaction_inputs(snaps: Sequence[RecordSnapshot]) -> list[Any]:
-    """The values of each snapshot that may carry personal data, flattened for one batched redaction."""
+def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = frozenset()) -> list[Any]:
+    """The values of each snapshot that may carry personal data, flattened for one batched redaction; fields in
+    ``exclude`` (pseudonymised as a whole) are left out."""
     values: list[Any] = []
     for snap in snaps:
         exc = snap.exception
         values.extend((
             snap.message,
-            dict(snap.extra),
-            dict(snap.context),
+            {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else dict(snap.extra),
+            {k: v for k, v in snap.context.items() if k not in exclude} if exclude else dict(snap.context),
             None if exc is None else {"type": exc.type, "message": exc.message, "traceback": exc.traceback},
             snap.stack_info,
         ))

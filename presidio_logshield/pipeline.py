@@ -78,8 +78,15 @@ class Pipeline:
 
     # -- work ----------------------------------------------------------------------------------------------
     def _redact(self, snaps: Sequence[RecordSnapshot]) -> list[dict[str, Any]]:
-        redacted = self.redactor.redact_batch(redaction_inputs(snaps))
-        return redact_documents(snaps, redacted, self.config.service, self.config.host)
+        fields = frozenset(self.config.pseudonym_fields)
+        redacted = self.redactor.redact_batch(redaction_inputs(snaps, fields))
+        docs = redact_documents(snaps, redacted, self.config.service, self.config.host)
+        for name in self.config.pseudonym_fields:
+            for snap, doc in zip(snaps, docs, strict=True):
+                value = snap.context.get(name, snap.extra.get(name))
+                if value is not None:
+                    doc[name] = self.redactor.pseudonym(name.upper(), str(value))
+        return docs
 
     def _redact_each(self, snaps: Sequence[RecordSnapshot]) -> list[dict[str, Any]]:
         """After a batch failed: one record at a time, so one bad record does not withhold its neighbours."""
@@ -117,21 +124,23 @@ class Pipeline:
                 return [self._fail_closed(snap, exc2 if not isinstance(
                     exc2, concurrent.futures.TimeoutError) else "DetectionTimeout") for snap in snaps]
 
-    def lines(self, docs: Sequence[dict[str, Any]]) -> bytes:
+    def lines(self, docs: Sequence[dict[str, Any]], sealer: Callable[[dict[str, Any]], bytes] | None = None
+              ) -> bytes:
         """Encoded (and, with a chain, sealed) newline-terminated lines."""
-        if self.sealer is None:
+        seal = sealer or self.sealer
+        if seal is None:
             return encode_lines(docs)
-        seal = self.sealer
         return b"".join(seal(doc) + b"\n" for doc in docs)
 
-    def render(self, snaps: Sequence[RecordSnapshot]) -> bytes:
+    def render(self, snaps: Sequence[RecordSnapshot], sealer: Callable[[dict[str, Any]], bytes] | None = None
+               ) -> bytes:
         """Redacted, sealed, encoded lines for ``snaps`` — or fail-closed lines; never raises."""
         try:
-            return self.lines(self.documents(snaps))
+            return self.lines(self.documents(snaps), sealer)
         except Exception as exc:  # encoding or sealing failed: still never emit raw text
             docs = [self._fail_closed(snap, exc) for snap in snaps]
             try:
-                return self.lines(docs)
+                return self.lines(docs, sealer)
             except Exception:
                 _log.debug("logshield: sealing a fail-closed record failed", exc_info=False)
                 return encode_lines(docs)

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .context import current_context
+from .context import current_context, otel_ids
 
-__all__ = ["RESERVED_ATTRS", "ExceptionInfo", "RecordSnapshot", "snapshot"]
+__all__ = ["RESERVED_ATTRS", "ExceptionInfo", "RecordSnapshot", "is_audit_snapshot", "snapshot"]
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
 RESERVED_ATTRS = frozenset(
@@ -78,6 +78,10 @@ def snapshot(record: logging.LogRecord) -> RecordSnapshot:
     fields = record.__dict__
     extra = {key: value for key, value in fields.items()
              if key not in RESERVED_ATTRS and not key.startswith("_")}
+    context = current_context()
+    trace = otel_ids()
+    if trace is not None:
+        context = {**context, **trace}
     return RecordSnapshot(
         created=record.created,
         levelname=record.levelname,
@@ -85,7 +89,7 @@ def snapshot(record: logging.LogRecord) -> RecordSnapshot:
         name=record.name,
         message=_format_message(record),
         extra=extra,
-        context=current_context(),
+        context=context,
         exception=_exception(record),
         stack_info=record.stack_info,
         process=record.process,
@@ -94,3 +98,9 @@ def snapshot(record: logging.LogRecord) -> RecordSnapshot:
         lineno=record.lineno,
         func_name=record.funcName,
     )
+
+
+def is_audit_snapshot(snap: RecordSnapshot) -> bool:
+    """Written by ``audit_event`` / ``@audited``: an ``audit`` extra with an ``action``."""
+    audit = snap.extra.get("audit")
+    return isinstance(audit, dict) and "action" in audit

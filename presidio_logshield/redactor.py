@@ -172,6 +172,10 @@ class Redactor:
                 results.append((self._rebuild(value, None, 0, found, hits), RedactionSummary.of(hits)))
             return results
 
+    def pseudonym(self, entity_type: str, value: str) -> str:
+        """The keyed pseudonym of ``value`` (the ``pseudonym`` operator), e.g. for ``pseudonym_fields``."""
+        return self._operators.pseudonym(entity_type, value)
+
     def line_needs_redaction(self, text: str) -> bool:
         """False when a JSON (or plain) log line certainly holds nothing to redact, so it can be kept byte for byte
         without parsing: no gate opens on the raw text, no key names a secret or implies a context (``mobile``,

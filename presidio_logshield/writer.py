@@ -87,6 +87,11 @@ class FileWriter(LineWriter):
         else:
             os.truncate(self.path, 0)
 
+    def sync(self) -> None:
+        """Make everything written so far durable (``fsync``)."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None

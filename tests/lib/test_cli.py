@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from presidio_logshield import cli
+from presidio_logshield.audit import verify_chain
 from presidio_logshield.config import RedactionConfig
 from presidio_logshield.redactor import Redactor
 
@@ -26,16 +27,72 @@ class TestReveal:
         assert cli.main(["reveal", str(tmp_path / "f")], stdout=io.StringIO(), stderr=err) == 2
         assert "LOGSHIELD_ENCRYPTION_KEY" in err.getvalue()
 
-    def test_decrypts_json_lines(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-        """Encrypted tokens in a JSON-lines file come back as the original values."""
+    @pytest.fixture
+    def encrypted(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         config = RedactionConfig(detection="patterns", default_operator="encrypt", encryption_key=KEY)
         (record, _), = Redactor(config).redact_batch([{"msg": "mail bob@x.com"}])
         path = tmp_path / "app.log"
         path.write_text(json.dumps(record) + "\n")
         monkeypatch.setenv("LOGSHIELD_ENCRYPTION_KEY", "base64:" + base64.b64encode(KEY).decode())
+        monkeypatch.delenv("LOGSHIELD_AUDIT_FILE", raising=False)
+        return path
+
+    def test_decrypts_json_lines_after_an_audit_record(self, encrypted: Path, tmp_path: Path) -> None:
+        """Encrypted tokens come back as the original values; the audit file says who, what, why and how many."""
+        out, audit = io.StringIO(), tmp_path / "audit.log"
+        code = cli.main(["reveal", str(encrypted), "--audit-file", str(audit), "--actor", "dpo@corp",
+                         "--reason", "case 7"], stdout=out, stderr=io.StringIO())
+        assert code == 0 and json.loads(out.getvalue()) == {"msg": "mail bob@x.com"}
+        started, done = (json.loads(line) for line in audit.read_text().splitlines())
+        assert started["actor"] == "dpo@corp" and started["audit"]["action"] == "logshield.reveal"
+        assert started["audit"]["outcome"] == "started" and started["audit"]["details"]["reason"] == "case 7"
+        assert done["audit"]["details"]["values_revealed"] == 1 and "bob@x.com" not in audit.read_text()
+        assert verify_chain(audit.read_text().splitlines()) == []
+
+    def test_refuses_without_an_audit_file(self, encrypted: Path) -> None:
+        """No audit destination: exit 2 naming LOGSHIELD_AUDIT_FILE, nothing decrypted."""
+        out, err = io.StringIO(), io.StringIO()
+        assert cli.main(["reveal", str(encrypted)], stdout=out, stderr=err) == 2
+        assert "LOGSHIELD_AUDIT_FILE" in err.getvalue() and out.getvalue() == ""
+
+    def test_refuses_when_the_audit_record_cannot_be_written(self, encrypted: Path, tmp_path: Path) -> None:
+        """An audit file that cannot be written (here: a directory): exit 1, nothing decrypted."""
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(["reveal", str(encrypted), "--audit-file", str(tmp_path)], stdout=out, stderr=err)
+        assert code == 1 and out.getvalue() == "" and "refused" in err.getvalue()
+
+
+class TestPseudonymAndSession:
+    def test_pseudonym_matches_what_the_handler_writes(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        """`logshield pseudonym VALUE` prints the token the handler writes for that actor (to search the archive)."""
+        import logging
+
+        from presidio_logshield import PIIRedactingHandler, log_context
+
+        monkeypatch.setenv("LOGSHIELD_PSEUDONYM_KEY", "base64:" + base64.b64encode(b"p" * 32).decode())
+        handler = PIIRedactingHandler(tmp_path / "app.log", asynchronous=False, detection="patterns",
+                                      pseudonym_fields="actor,session_id")
+        logger = logging.getLogger("test.cli.pseudonym")
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        with log_context(actor="alice@example.com", session_id="s-1"):
+            logger.warning("hello")
+        handler.close()
         out = io.StringIO()
-        assert cli.main(["reveal", str(path)], stdout=out, stderr=io.StringIO()) == 0
-        assert json.loads(out.getvalue()) == {"msg": "mail bob@x.com"}
+        assert cli.main(["pseudonym", "alice@example.com"], stdout=out, stderr=io.StringIO()) == 0
+        record = json.loads((tmp_path / "app.log").read_text())
+        assert record["actor"] == out.getvalue().strip() and "alice" not in json.dumps(record)
+        assert record["session_id"].startswith("<SESSION_ID:ps:")
+
+    def test_session_pulls_records_in_time_order(self, tmp_path: Path) -> None:
+        """`logshield session FILES --session-id` prints that session's records, sorted by time, from all files."""
+        (tmp_path / "a.log").write_text('{"timestamp":"2026-11-24T10:00:02Z","session_id":"s1","n":2}\n'
+                                        '{"timestamp":"2026-11-24T10:00:00Z","session_id":"s2","n":9}\n')
+        (tmp_path / "b.log").write_text('{"timestamp":"2026-11-24T10:00:01Z","session_id":"s1","n":1}\nnot json\n')
+        out = io.StringIO()
+        assert cli.main(["session", str(tmp_path / "a.log"), str(tmp_path / "b.log"), "--session-id", "s1"],
+                        stdout=out, stderr=io.StringIO()) == 0
+        assert [json.loads(line)["n"] for line in out.getvalue().splitlines()] == [1, 2]
 
 
 class TestScan:

@@ -1,0 +1,118 @@
+"""Access auditing: who did what to which resource, when, with what outcome — as ordinary log records.
+
+``audit_event`` and ``@audited`` log through the ``presidio_logshield.audit`` logger, so audit records go through the
+same handlers (redaction, chain, file) as everything else. An audit record is one whose written JSON has a top-level
+``"audit"`` object::
+
+    {"action": "invoice.read", "resource": "invoice/42", "outcome": "success", "duration_ms": 3.1,
+     "details": {...}}
+
+and the usual ``actor``, ``session_id`` and ``request_id`` fields from :func:`~presidio_logshield.log_context`.
+Route them to their own file (``PIIRedactingHandler(audit_filename=…)`` / ``LOGSHIELD_AUDIT_FILE``) — the sidecar then
+ships them as their own stream, under their own ``service=`` prefix, with their own retention — or select them in
+plain logging config with :class:`AuditRecordFilter`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..context import log_context
+
+__all__ = ["AUDIT_LOGGER", "AuditRecordFilter", "audit_event", "audited", "is_audit_record"]
+
+AUDIT_LOGGER = "presidio_logshield.audit"
+_logger = logging.getLogger(AUDIT_LOGGER)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_audit_record(record: logging.LogRecord) -> bool:
+    audit = getattr(record, "audit", None)
+    return isinstance(audit, dict) and "action" in audit
+
+
+def audit_event(action: str, resource: str | None = None, outcome: str = "success", *,
+                actor: str | None = None, duration_ms: float | None = None, level: int = logging.INFO,
+                logger: logging.Logger | None = None, **details: Any) -> None:
+    """Write one audit record. ``actor`` overrides the one in ``log_context`` for this record only; ``details`` are
+    redacted like any ``extra`` field. Never raises into the caller (logging never does)."""
+    audit = {"action": action, "resource": resource, "outcome": outcome,
+             "duration_ms": None if duration_ms is None else round(duration_ms, 3), "details": details}
+    target = logger or _logger
+    message = f"audit {action} {outcome}" + (f" {resource}" if resource else "")
+    if actor is None:
+        target.log(level, message, extra={"audit": audit}, stacklevel=2)
+        return
+    with log_context(actor=actor):
+        target.log(level, message, extra={"audit": audit}, stacklevel=2)
+
+
+def audited(action: str, resource: str | Callable[..., str | None] | None = None, *,
+            logger: logging.Logger | None = None) -> Callable[[F], F]:
+    """Decorate a function (sync or async) so every call writes an audit record: outcome ``success`` or ``failure``
+    (with the exception's type, never its message), and the duration. ``resource`` may be a callable receiving the
+    function's arguments, e.g. ``@audited("invoice.read", resource=lambda invoice_id, **_: f"invoice/{invoice_id}")``.
+    """
+
+    def decorate(func: F) -> F:
+        def resource_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+            if callable(resource):
+                try:
+                    return resource(*args, **kwargs)
+                except Exception:  # a bad resource callable must not break the audited call
+                    return None
+            return resource
+
+        def record(started: float, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException | None) -> None:
+            elapsed = (time.perf_counter() - started) * 1000
+            details = {"function": f"{func.__module__}.{func.__qualname__}"}
+            if error is not None:
+                details["error"] = type(error).__name__
+            audit_event(action, resource_of(args, kwargs), "failure" if error is not None else "success",
+                        duration_ms=elapsed, logger=logger, **details)
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    record(started, args, kwargs, exc)
+                    raise
+                record(started, args, kwargs, None)
+                return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                record(started, args, kwargs, exc)
+                raise
+            record(started, args, kwargs, None)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+class AuditRecordFilter(logging.Filter):
+    """Let through only audit records (``audit=True``) or only the others (``audit=False``): attach one to the
+    handler of an audit file and the other to the handler of ordinary logs."""
+
+    def __init__(self, audit: bool = True, name: str = "") -> None:
+        super().__init__(name)
+        self.audit = audit
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return super().filter(record) and is_audit_record(record) == self.audit

@@ -1,0 +1,61 @@
+"""Audit records written synchronously by command-line tools (``logshield reveal``), before they act.
+
+Revealing encrypted values is the one operation that turns redacted logs back into personal data, so it is never
+silent: the record is appended — sealed into a chain like the handler's records, and fsynced — to the audit file
+(``LOGSHIELD_AUDIT_FILE`` or ``--audit-file``) *before* anything is decrypted, and the command refuses to run when
+that fails. A second record says how many values were revealed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from ..output import rfc3339
+from ..writer import FileWriter
+from .chain import RecordChain, last_chain_tip, stream_paths
+
+__all__ = ["AuditFileError", "AuditTrail"]
+
+
+class AuditFileError(Exception):
+    """The audit record could not be written; the message names the file and the reason, never record content."""
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name (container without passwd entry)
+        return f"uid:{os.getuid()}"
+
+
+class AuditTrail:
+    """Appends sealed audit records to one file, each flushed to disk before ``write`` returns."""
+
+    def __init__(self, path: str | os.PathLike[str], *, chain_key: bytes | None = None, service: str = "logshield",
+                 actor: str | None = None) -> None:
+        self.path = Path(path)
+        self.service = service
+        self.actor = actor or _os_user()
+        self.chain = RecordChain(chain_key, previous=last_chain_tip(*stream_paths(self.path)))
+
+    def write(self, action: str, resource: str | None, outcome: str, **details: Any) -> None:
+        doc = {
+            "timestamp": rfc3339(time.time()), "level": "INFO", "logger": "presidio_logshield.audit",
+            "message": f"audit {action} {outcome}", "service": self.service, "host": socket.gethostname(),
+            "pid": os.getpid(), "thread": "main", "actor": self.actor,
+            "audit": {"action": action, "resource": resource, "outcome": outcome, "duration_ms": None,
+                      "details": details},
+        }
+        writer = FileWriter(self.path)
+        try:
+            writer.write(self.chain.seal(doc) + b"\n")
+            writer.sync()
+        except OSError as exc:
+            raise AuditFileError(f"cannot write the audit record to {self.path}: {exc.strerror}") from None
+        finally:
+            writer.close()
