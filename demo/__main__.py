@@ -1,126 +1,191 @@
-"""Run the whole data path on embedded defaults: app → PIIRedactingHandler → rotating files → agent → archive."""
+"""``make demo``: the whole story on embedded defaults, in about a minute.
+
+A shop service logs two hours of realistic traffic (simulated clock) through ``PIIRedactingHandler`` into rotating
+files; the ``logshield-agent`` sidecar ships them to SeaweedFS (an S3 store started here on loopback) with Object
+Lock; then ``verify`` checks the archive and ``report`` draws it. Everything runs in a temporary directory and every
+process is stopped on exit or Ctrl-C; the report stays in ``demo-output/``.
+"""
 
 from __future__ import annotations
 
+import base64
 import collections
-import gzip
-import io
 import json
 import logging
 import os
 import random
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
-import zstandard
+from logshield_agent.sinks.keys import parse_key
+from logshield_agent.transforms.compress import decompress
 
-from presidio_logshield import PIIRedactingHandler, log_context
+from presidio_logshield import PIIRedactingHandler
+from tests.servers import SeaweedFS
 
-FIRST = ["Alice Johnson", "Bob Martinez", "Chen Wei", "Daniela Rossi", "Erik Larsen", "Fatima Khan"]
-CITIES = ["Berlin", "Chicago", "Lisbon", "Toronto", "Osaka"]
-CARDS = ["4111111111111111", "5500005555555559", "340000000000009"]
+from .app import SimulatedClock, Traffic
 
-
-def traffic(log: logging.Logger, raw: list[str], n: int, rng: random.Random) -> None:
-    """Sign-ups, payments, support tickets and errors with tracebacks, as a real service would log them."""
-    for i in range(n):
-        name = rng.choice(FIRST)
-        email = name.lower().replace(" ", ".") + f"{i}@example.com"
-        ip = f"203.0.113.{rng.randint(1, 254)}"
-        with log_context(request_id=f"req-{i:05d}", session_id=f"s-{i % 17:03d}", actor=email):
-            kind = i % 5
-            if kind == 0:
-                msg = ("signup from %s: %s <%s>, phone +1 415 555 %04d", ip, name, email, rng.randint(0, 9999))
-                log.info(*msg, extra={"plan": "pro", "password": "S3cr3t!" + str(i)})
-            elif kind == 1:
-                msg = ("payment card %s accepted for order %d", rng.choice(CARDS), 1000 + i)
-                log.info(*msg, extra={"amount_cents": rng.randint(100, 99999), "currency": "EUR"})
-            elif kind == 2:
-                msg = ("support ticket: '%s from %s says the invoice is wrong, call me back'", name,
-                       rng.choice(CITIES))
-                log.warning(*msg)
-            elif kind == 3:
-                msg = ("GET /api/v1/orders/%d 200 in %.1f ms", 1000 + i, rng.uniform(2, 80))
-                log.info(*msg)
-            else:
-                msg = ("charge failed for %s", email)
-                try:
-                    raise ConnectionError(f"upstream https://svc:hunter2@payments.internal/charge refused {email}")
-                except ConnectionError:
-                    log.exception(*msg)
-            raw.append(msg[0] % msg[1:])
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "demo-output"
+START = (time.time() // 3600 - 3) * 3600  # three hours ago, on the hour: the traffic is recent
+BUCKET, PREFIX = "shop-audit-logs", "shop"
 
 
-def read_archive(root: Path) -> list[dict]:
-    docs = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.name.endswith(".meta.json") or ".tmp" in path.name:
-            continue
-        data = path.read_bytes()
-        if path.suffix == ".zst":
-            data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
-        elif path.suffix == ".gz":
-            data = gzip.decompress(data)
-        docs.extend(json.loads(line) for line in data.decode().splitlines() if line.strip())
+def step(text: str) -> None:
+    print(f"\n\033[1m{text}\033[0m", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310 - loopback
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def run_app(logs: Path, key: bytes) -> tuple[dict[str, str], int, float]:
+    handler = PIIRedactingHandler(
+        filename=logs / "shop.log", audit_filename=str(logs / "audit.log"), service="shop-api",
+        max_bytes=256 * 1024, backup_count=50, pseudonym_fields="actor,session_id",
+        pseudonym_key="base64:" + base64.b64encode(key).decode())
+    clock = SimulatedClock(START)
+    log = logging.getLogger("shop.api")
+    log.addHandler(handler)
+    log.addFilter(clock)
+    logging.getLogger("presidio_logshield.audit").addHandler(handler)
+    logging.getLogger("presidio_logshield.audit").addFilter(clock)
+    log.setLevel(logging.INFO)
+    log.propagate = logging.getLogger("presidio_logshield.audit").propagate = False
+    raw: dict[str, str] = {}
+    started = time.perf_counter()
+    requests = Traffic(log, clock, random.Random(7), raw).run()
+    handler.close()
+    return raw, requests, time.perf_counter() - started
+
+
+def bucket_records(s3: SeaweedFS) -> list[dict]:
+    client, docs = s3.client(), []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{PREFIX}/service="):
+        for item in page.get("Contents", ()):
+            parts = parse_key(item["Key"])
+            body = decompress(client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read(), parts.compression)
+            docs.extend(json.loads(line) for line in body.splitlines() if line.strip())
     return docs
 
 
-def main() -> int:
+def bucket_alerts(s3: SeaweedFS) -> list[dict]:
+    client = s3.client()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{PREFIX}/_alerts/")
+    return [json.loads(client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read())
+            for page in pages for item in page.get("Contents", ())]
+
+
+def main() -> int:  # noqa: PLR0915 - a script that tells a story, step by step
+    OUTPUT.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="logshield-demo-"))
     logs, state = work / "logs", work / "state"
-    print(f"demo directory: {work}\n")
+    logs.mkdir()
+    agent: subprocess.Popen | None = None
+    with SeaweedFS(work / "seaweedfs") as s3:
+        try:
+            step(f"1. SeaweedFS (S3) on {s3.endpoint_url}: bucket {BUCKET} with Object Lock")
+            s3.create_bucket(BUCKET, object_lock=True)
+            port = free_port()
+            env = dict(os.environ, LOGSHIELD_PATHS=f"{logs}/*.log*", LOGSHIELD_STATE_DIR=str(state),
+                       LOGSHIELD_SINK=f"s3://{BUCKET}/{PREFIX}", LOGSHIELD_HTTP_ADDR=f"127.0.0.1:{port}",
+                       LOGSHIELD_BATCH_MAX_AGE="2", LOGSHIELD_POLL_INTERVAL="0.2", LOGSHIELD_RETENTION_DAYS="30",
+                       LOGSHIELD_S3_OBJECT_LOCK_MODE="GOVERNANCE", LOGSHIELD_ALERT_DESTINATIONS="store",
+                       AWS_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,
+                       AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_DEFAULT_REGION="us-east-1",
+                       AWS_EC2_METADATA_DISABLED="true")
+            exe = str(Path(sys.executable).with_name("logshield-agent"))
+            agent = subprocess.Popen([exe], env=env, stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "wb"))  # noqa: SIM115
+            step("2. the logshield-agent sidecar is tailing the log directory (health on "
+                 f"http://127.0.0.1:{port}/readyz)")
 
-    handler = PIIRedactingHandler(filename=logs / "app.log", service="shop-api", max_bytes=64 * 1024,
-                                  backup_count=20)
-    log = logging.getLogger("shop.api")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    raw: list[str] = []
-    print("1. the application logs 600 requests through PIIRedactingHandler (NER mode, rotating files)…")
-    traffic(log, raw, 600, random.Random(7))
-    log.removeHandler(handler)
-    handler.close()
-    files = sorted(p.name for p in logs.iterdir())
-    print(f"   wrote {len(files)} files: {', '.join(files[:4])}{' …' if len(files) > 4 else ''}\n")
+            step("3. the shop service logs two hours of traffic (simulated clock) through PIIRedactingHandler "
+                 "(NER on, actor and session pseudonymised, audit records in their own file)")
+            raw, requests, took = run_app(logs, b"demo-pseudonym-key-not-for-prod!")
+            files = sorted(p.name for p in logs.iterdir())
+            print(f"   {requests} requests in {took:.1f}s -> {len(files)} files ({', '.join(files[:3])}, …)")
 
-    print("2. the agent ships them once (logshield-agent --once, embedded default sink: a local archive)…")
-    env = dict(os.environ, LOGSHIELD_PATHS=str(logs / "app.log*"), LOGSHIELD_STATE_DIR=str(state),
-               LOGSHIELD_SERVICE="shop-api", LOGSHIELD_HTTP_ADDR="off")
-    agent = Path(sys.executable).with_name("logshield-agent")
-    done = subprocess.run([str(agent), "--once"], env=env, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        print(done.stderr[-2000:])
-        return done.returncode
-    archive = state / "archive"
-    objects = [p for p in archive.rglob("*") if p.is_file() and not p.name.endswith(".meta.json")]
-    docs = read_archive(archive)
-    print(f"   {len(objects)} objects, {len(docs)} records in {archive}\n")
+            written = sum(1 for path in logs.iterdir() for _ in open(path, "rb"))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and metric(port, "logshield_lines_shipped_total") < written:
+                time.sleep(0.3)
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(30)
+            agent = None
+            shipped = len(bucket_records(s3))
+            step(f"4. the agent shipped {shipped} of {written} lines to s3://{BUCKET}/{PREFIX} and stopped on SIGTERM "
+                 "(flushed, digest signed)")
 
-    print("3. what the application logged vs what reached the archive:")
-    by_message = {d.get("request_id"): d for d in docs}
-    for i in (0, 1, 2, 4):
-        doc = by_message.get(f"req-{i:05d}", {})
-        print("   app    : " + textwrap.shorten(raw[i], 110))
-        print("   archive: " + textwrap.shorten(doc.get("message", "?"), 110))
-        if "exception" in doc:
-            print("            exception: " + textwrap.shorten(doc["exception"]["message"], 96))
-        print()
+            docs = bucket_records(s3)
+            by_request = {d.get("request_id"): d for d in docs if "audit" not in d}
+            step("5. what the application logged vs what reached the bucket")
+            for rid in ("req-00000", "req-00001", "req-00002", "req-00004"):
+                doc = by_request.get(rid, {})
+                print("   app   : " + textwrap.shorten(raw.get(rid, "?"), 108))
+                print("   bucket: " + textwrap.shorten(str(doc.get("message", "?")), 108))
+                if "exception" in doc:
+                    print("           exception: " + textwrap.shorten(doc["exception"]["message"], 96))
+            sample = next(d for d in docs if d.get("request_id") == "req-00000")
+            print(f"   actor {sample['actor']}, session {sample['session_id']} (keyed pseudonyms), "
+                  f"seq {sample['seq']} of stream {sample['stream']}")
 
-    counts: collections.Counter[str] = collections.Counter()
-    for doc in docs:
-        counts.update(doc.get("redaction", {}).get("entities", {}))
-    print("4. redactions by entity type:")
-    for entity, count in counts.most_common():
-        print(f"   {entity:<22}{count:>6}")
-    leaked = [d for d in docs if "hunter2" in json.dumps(d) or "@example.com" in json.dumps(d)]
-    lost = len(raw) - len(docs)
-    print(f"\nrecords logged {len(raw)}, archived {len(docs)} (lost {lost}); raw secrets or e-mails in archive: "
-          f"{len(leaked)}")
-    return 0 if not leaked and lost == 0 else 1
+            counts: collections.Counter[str] = collections.Counter()
+            for doc in docs:
+                counts.update(doc.get("redaction", {}).get("entities", {}))
+            step("6. redactions by entity type (counts only: values never leave the process)")
+            for entity, count in counts.most_common():
+                print(f"   {entity:<22}{count:>6}")
+            leaked = [d for d in docs if any(s in json.dumps(d) for s in ("hunter2", "@example.com", "4111111111"))]
+            print(f"   raw secrets, e-mails or card numbers in the bucket: {len(leaked)}")
+
+            step("7. logshield-agent verify (digest signatures and chain, every object, every record chain)")
+            public_key = str(state / "digest-public-key.pem")
+            verify = subprocess.run([exe, "verify", f"s3://{BUCKET}/{PREFIX}", "--public-key", public_key],
+                                    env=env, capture_output=True, text=True, timeout=120)
+            print(textwrap.indent(verify.stdout.strip(), "   "))
+
+            step("8. anomaly alerts")
+            alerts = bucket_alerts(s3)
+            for alert in alerts:
+                print(f"   {json.dumps(alert, sort_keys=True)[:300]}")
+            if not alerts:
+                print("   none raised")
+
+            step("9. compliance report")
+            report = OUTPUT / "report.html"
+            made = subprocess.run([exe, "report", f"s3://{BUCKET}/{PREFIX}", "--since", "4h", "--out", str(report),
+                                   "--public-key", public_key],
+                                  env=env, capture_output=True, text=True, timeout=120)
+            print("   " + (made.stdout.strip() or made.stderr.strip()[-500:]))
+            print(f"   open {report}")
+            ok = verify.returncode == 0 and not leaked and made.returncode == 0 and shipped == written
+            return 0 if ok else 1
+        except KeyboardInterrupt:
+            print("\ninterrupted; stopping everything")
+            return 130
+        finally:
+            if agent is not None:
+                agent.kill()
+                agent.wait(10)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

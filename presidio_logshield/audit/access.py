@@ -28,6 +28,9 @@ __all__ = ["AUDIT_LOGGER", "AuditRecordFilter", "audit_event", "audited", "is_au
 
 AUDIT_LOGGER = "presidio_logshield.audit"
 _logger = logging.getLogger(AUDIT_LOGGER)
+if _logger.level == logging.NOTSET:
+    # An audit trail must not vanish because the root logger is at WARNING: INFO unless configured otherwise.
+    _logger.setLevel(logging.INFO)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

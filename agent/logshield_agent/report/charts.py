@@ -94,7 +94,7 @@ def hbar_chart(items: Sequence[tuple[str, int]], *, title: str, width: int = 900
 def stacked_hbar_chart(items: Sequence[tuple[str, dict[str, int]]], *, keys: Sequence[str], title: str,
                        width: int = 900, colours: dict[str, str] | None = None) -> str:
     """One horizontal bar per item, split into ``keys`` (e.g. outcomes), with a legend when there are several."""
-    label_w, right, row_h, top = 240, 70, 26, 8
+    label_w, right, row_h, top = 290, 70, 26, 8
     legend = bool(items) and (len(keys) > 1 or bool(keys and keys[0]))
     height = top + row_h * max(1, len(items)) + (26 if legend else 6)
     peak = _nice_max(max((sum(parts.values()) for _, parts in items), default=0))
@@ -106,7 +106,7 @@ def stacked_hbar_chart(items: Sequence[tuple[str, dict[str, int]]], *, keys: Seq
         out.append(f'<text x="{label_w}" y="{top + 16}" fill="#555">none in this period</text>')
     for row, (name, parts) in enumerate(items):
         y = top + row * row_h
-        shown = name if len(name) <= 34 else name[:33] + "…"
+        shown = name if len(name) <= 36 else name[:14] + "…" + name[-21:]  # pseudonyms differ at the end
         out.append(f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end"><title>{escape(name)}</title>'
                    f"{escape(shown)}</text>")
         x = float(label_w)
