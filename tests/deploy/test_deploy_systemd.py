@@ -100,7 +100,7 @@ class TestUnitSettings:
         """Each key is a LoadCredential whose file a LOGSHIELD_*_KEY_FILE variable names via %d."""
         credentials = dict(v.split(":", 1) for v in unit["Service"]["LoadCredential"])
         env = dict(v.split("=", 1) for v in unit["Service"]["Environment"])
-        for name, variable in [("signing-key", "LOGSHIELD_SIGNING_KEY_FILE"),
+        for name, variable in [("digest-key", "LOGSHIELD_DIGEST_KEY_FILE"),
                                ("pseudonym-key", "LOGSHIELD_PSEUDONYM_KEY_FILE"),
                                ("chain-key", "LOGSHIELD_CHAIN_KEY_FILE")]:  # fmt: skip
             assert credentials[name].startswith("/etc/logshield/credentials/")

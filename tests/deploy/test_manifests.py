@@ -285,6 +285,21 @@ class TestAgentWiring:
         assert env["LOGSHIELD_HTTP_ADDR"] == "0.0.0.0:9870"
         assert env["LOGSHIELD_SHUTDOWN_GRACE"] == "30"
 
+    def test_every_variable_is_one_the_software_reads(self, base: list[dict[str, Any]]) -> None:
+        """No typo or stale name: each LOGSHIELD_* in the ConfigMap and the systemd example is an agent variable or
+        a library option (keys as *_FILE)."""
+        from logshield_agent.config import VARIABLES
+
+        from presidio_logshield.config import HandlerConfig, RedactionConfig
+
+        known = {f"LOGSHIELD_{name}" for name in VARIABLES}
+        known |= {f"LOGSHIELD_{name.upper()}" for name in (*HandlerConfig.model_fields, *RedactionConfig.model_fields)}
+        known |= {f"{name}_FILE" for name in known if name.endswith("_KEY")}
+        systemd = (K8S.parent / "systemd" / "logshield-agent.env.example").read_text()
+        named = set(agent_env(base)) | {line.split("=", 1)[0].lstrip("# ").strip()
+                                        for line in systemd.splitlines() if "=" in line and "LOGSHIELD_" in line}
+        assert {n for n in named if n.startswith("LOGSHIELD_")} - known == set()
+
     def test_agent_reads_its_configmap(self, base: list[dict[str, Any]]) -> None:
         """The agent container takes its environment from the ConfigMap."""
         refs = [e["configMapRef"]["name"] for e in agent_container(base)["envFrom"]]
@@ -303,7 +318,7 @@ class TestAgentWiring:
             set(files)
             == set(secret["stringData"])
             == {
-                "LOGSHIELD_SIGNING_KEY",
+                "LOGSHIELD_DIGEST_KEY",
                 "LOGSHIELD_PSEUDONYM_KEY",
                 "LOGSHIELD_CHAIN_KEY",
             }
