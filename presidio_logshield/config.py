@@ -190,7 +190,7 @@ class HandlerConfig(_Frozen):
     #: the ~100k long-lived Presidio/spaCy objects are not rescanned by every full collection.
     gc_freeze: bool = True
     #: Audit records (``audit_event``, ``@audited``) go to this file, in a chain of their own, instead of ``filename``.
-    audit_filename: str | None = None
+    audit_file: str | None = None
     #: Fields (from ``log_context`` or ``extra``) always written as keyed pseudonyms, whatever they contain, e.g.
     #: ``actor,session_id``: correlate one person's records without identifying them. Needs the pseudonym key.
     pseudonym_fields: tuple[str, ...] = ()

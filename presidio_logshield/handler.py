@@ -62,8 +62,8 @@ class PIIRedactingHandler(logging.Handler):
                                  else (lambda: shared_redactor(self.config.redaction)))
         # Audit records (audit_event, @audited) to a file and a chain of their own, when configured.
         self.audit_writer: FileWriter | None = None
-        if self.config.audit_filename:
-            self.audit_writer = FileWriter(self.config.audit_filename, max_bytes=self.config.max_bytes,
+        if self.config.audit_file:
+            self.audit_writer = FileWriter(self.config.audit_file, max_bytes=self.config.max_bytes,
                                            backup_count=self.config.backup_count)
         self.chain: RecordChain | None = self._new_chain(self.writer)
         self.audit_chain: RecordChain | None = self._new_chain(self.audit_writer) if self.audit_writer else None

@@ -8,7 +8,7 @@ same handlers (redaction, chain, file) as everything else. An audit record is on
      "details": {...}}
 
 and the usual ``actor``, ``session_id`` and ``request_id`` fields from :func:`~presidio_logshield.log_context`.
-Route them to their own file (``PIIRedactingHandler(audit_filename=…)`` / ``LOGSHIELD_AUDIT_FILE``) — the sidecar then
+Route them to their own file (``PIIRedactingHandler(audit_file=…)`` / ``LOGSHIELD_AUDIT_FILE``) — the sidecar then
 ships them as their own stream, under their own ``service=`` prefix, with their own retention — or select them in
 plain logging config with :class:`AuditRecordFilter`.
 """

@@ -11,13 +11,26 @@ from logshield_agent.config import VARIABLES, AgentConfig, ConfigError, load_con
 CONFIG_MD = Path(__file__).resolve().parents[2] / "agent" / "CONFIG.md"
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def render_rows() -> list[str]:
+    return [f"| `LOGSHIELD_{name}` | {default} | {meaning} |" for name, (default, meaning) in VARIABLES.items()]
+
+
+def readme_section() -> str:
+    """The agent table as the README embeds it, between its markers."""
+    return "\n".join(["<!-- agent-config:start -->", "| Variable | Default | Meaning |", "|---|---|---|",
+                      *render_rows(), "<!-- agent-config:end -->"])
+
+
 def render_config_md() -> str:
     lines = [
         "# logshield-agent configuration",
         "",
         "Environment variables only, parsed once at start-up by `logshield_agent/config.py`. An invalid value stops",
         "the agent with exit code 2 and a message naming the variable. This table is checked against the code by",
-        "`tests/agent/test_config.py` (regenerate: `python -m tests.agent.test_config > agent/CONFIG.md`).",
+        "`tests/agent/test_config.py` (regenerate with `python -m tests.agent.test_config`).",
         "",
         "Credentials come from the standard chains: boto3 (`AWS_*`, incl. `AWS_ENDPOINT_URL`) for S3;",
         "`AZURE_STORAGE_CONNECTION_STRING`, `AZURE_STORAGE_SAS_TOKEN` or DefaultAzureCredential with",
@@ -27,8 +40,7 @@ def render_config_md() -> str:
         "| Variable | Default | Meaning |",
         "|---|---|---|",
     ]
-    for name, (default, meaning) in VARIABLES.items():
-        lines.append(f"| `LOGSHIELD_{name}` | {default} | {meaning} |")
+    lines.extend(render_rows())
     return "\n".join(lines) + "\n"
 
 
@@ -106,11 +118,20 @@ class TestConfigDoc:
         """agent/CONFIG.md is exactly what VARIABLES renders to."""
         assert CONFIG_MD.read_text() == render_config_md()
 
+    def test_readme_embeds_the_same_table(self):
+        """README.md carries the same generated table between its agent-config markers."""
+        text = README.read_text()
+        start, end = text.index("<!-- agent-config:start -->"), text.index("<!-- agent-config:end -->")
+        assert text[start:end + len("<!-- agent-config:end -->")] == readme_section()
+
     def test_config_md_lists_every_variable(self):
         """Each variable appears once as a table row."""
         rows = re.findall(r"^\| `(LOGSHIELD_[A-Z0-9_]+)` \|", CONFIG_MD.read_text(), re.M)
         assert sorted(rows) == sorted(f"LOGSHIELD_{n}" for n in VARIABLES)
 
 
-if __name__ == "__main__":
-    print(render_config_md(), end="")
+if __name__ == "__main__":  # regenerate: python -m tests.agent.test_config  (writes CONFIG.md and the README table)
+    CONFIG_MD.write_text(render_config_md())
+    text = README.read_text()
+    start, end = text.index("<!-- agent-config:start -->"), text.index("<!-- agent-config:end -->")
+    README.write_text(text[:start] + readme_section() + text[end + len("<!-- agent-config:end -->"):])

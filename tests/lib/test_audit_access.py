@@ -30,7 +30,7 @@ from presidio_logshield.middleware import ASGILogContextMiddleware, LogContextMi
 def capture(tmp_path: Path):
     """Route the root logger (audit records propagate to it) to a synchronous handler; yield a reader."""
     handler = PIIRedactingHandler(tmp_path / "app.log", asynchronous=False, detection="patterns",
-                                  audit_filename=str(tmp_path / "audit.log"))
+                                  audit_file=str(tmp_path / "audit.log"))
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(handler)
@@ -259,3 +259,18 @@ class TestOpenTelemetry:
         inside, outside = capture()
         assert inside["trace_id"] == f"{0x1234:032x}" and inside["span_id"] == f"{0x99:016x}"
         assert "trace_id" not in outside
+
+
+class TestAuditFileFromEnvironment:
+    def test_variable_routes_audit_records(self, tmp_path, monkeypatch):
+        """LOGSHIELD_AUDIT_FILE, the variable `logshield reveal` uses too, configures the handler's audit file."""
+        monkeypatch.setenv("LOGSHIELD_AUDIT_FILE", str(tmp_path / "audit.log"))
+        handler = PIIRedactingHandler(tmp_path / "app.log", asynchronous=False, detection="patterns")
+        logger = logging.getLogger("test.audit.env")
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        audit_event("x.y", logger=logger)
+        handler.close()
+        assert json.loads((tmp_path / "audit.log").read_text())["audit"]["action"] == "x.y"
+        assert not (tmp_path / "app.log").exists() or (tmp_path / "app.log").read_text() == ""
