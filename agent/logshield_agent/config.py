@@ -51,7 +51,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "S3_KMS_KEY_ID": ("unset", "KMS key for `aws:kms`."),
     "S3_STORAGE_CLASS": ("unset", "S3 storage class, e.g. `STANDARD_IA`."),
     "S3_OBJECT_LOCK_MODE": ("unset", "`GOVERNANCE` or `COMPLIANCE`: lock each object until its retain-until."),
-    "MULTIPART_THRESHOLD": ("`64MiB`", "Objects at least this big are uploaded in parts (S3)."),
+    "MULTIPART_THRESHOLD": ("`64MiB`", "Objects at least this big are uploaded in parts (S3 multipart, Azure blocks)."),
+    "MULTIPART_PART_SIZE": ("`16MiB`", "Size of each part (S3: at least 5MiB) or block (Azure)."),
+    "STORE_MAX_ATTEMPTS": ("`5`", "Attempts the cloud SDK makes per request (its own backoff with jitter in between) "
+                           "before the agent backs off and retries the batch later."),
+    "STORE_CONNECT_TIMEOUT": ("`5`", "Seconds to connect to the store."),
+    "STORE_READ_TIMEOUT": ("`60`", "Seconds to wait for the store's answer."),
     "AZURE_ACCOUNT_URL": ("unset", "Blob account URL for DefaultAzureCredential / SAS token auth."),
     "AZURE_ACCESS_TIER": ("unset", "Blob access tier: `Hot`, `Cool`, `Cold` or `Archive`."),
     "AZURE_IMMUTABILITY": ("`off`", "Per-blob immutability policy: `off`, `unlocked` or `locked`."),
@@ -116,6 +121,10 @@ class AgentConfig(BaseSettings):
     s3_storage_class: str | None = None
     s3_object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
     multipart_threshold: int = Field(64 * MiB, ge=1)
+    multipart_part_size: int = Field(16 * MiB, ge=5 * MiB, le=5 * 1024 * MiB)
+    store_max_attempts: int = Field(5, ge=1, le=20)
+    store_connect_timeout: float = Field(5.0, gt=0, le=300)
+    store_read_timeout: float = Field(60.0, gt=0, le=3600)
     azure_account_url: str | None = None
     azure_access_tier: Literal["Hot", "Cool", "Cold", "Archive"] | None = None
     azure_immutability: Literal["off", "unlocked", "locked"] = "off"
@@ -144,7 +153,8 @@ class AgentConfig(BaseSettings):
             raise ValueError("at least one glob pattern is required")
         return value
 
-    @field_validator("batch_max_bytes", "max_line_bytes", "rotated_keep_bytes", "multipart_threshold", mode="before")
+    @field_validator("batch_max_bytes", "max_line_bytes", "rotated_keep_bytes", "multipart_threshold",
+                     "multipart_part_size", mode="before")
     @classmethod
     def _sizes(cls, value: Any) -> Any:
         return parse_bytes(_blank_to_none(value))

@@ -119,9 +119,12 @@ class TestSinkFactory:
         monkeypatch.setattr(s3, "S3Sink", FakeS3)
         sink_from_config(load_config({"LOGSHIELD_PATHS": "x", "LOGSHIELD_SINK": "s3://bkt/a/b",
                                       "LOGSHIELD_S3_SSE": "aws:kms", "LOGSHIELD_S3_KMS_KEY_ID": "k",
-                                      "LOGSHIELD_RETENTION_DAYS": "7"}))
+                                      "LOGSHIELD_RETENTION_DAYS": "7", "LOGSHIELD_MULTIPART_PART_SIZE": "8MiB",
+                                      "LOGSHIELD_STORE_MAX_ATTEMPTS": "3", "LOGSHIELD_STORE_READ_TIMEOUT": "9"}))
         assert seen["bucket"] == "bkt" and seen["prefix"] == "a/b"
         assert seen["sse"] == "aws:kms" and seen["kms_key_id"] == "k" and seen["retention_days"] == 7
+        assert seen["part_size"] == 8 * 1024 * 1024
+        assert (seen["options"].max_attempts, seen["options"].read_timeout) == (3, 9.0)
 
     def test_azure_options_passed(self, monkeypatch):
         """azure:// builds an AzureBlobSink with the store options from the config."""
@@ -140,3 +143,4 @@ class TestSinkFactory:
                                       "LOGSHIELD_AZURE_ACCESS_TIER": "Cool"}))
         assert seen["container"] == "logs" and seen["prefix"] == "p"
         assert seen["immutability"] == "locked" and seen["access_tier"] == "Cool"
+        assert seen["max_block_size"] == 16 * 1024 * 1024 and seen["options"].max_attempts == 5

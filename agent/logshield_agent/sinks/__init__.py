@@ -37,6 +37,10 @@ def sink_from_config(config: AgentConfig) -> Sink:
 
         return LocalDirSink("/" + rest.lstrip("/"), retention_days=config.retention_days)
     target, _, prefix = rest.partition("/")
+    from ._cloud import RemoteOptions
+
+    options = RemoteOptions(max_attempts=config.store_max_attempts, connect_timeout=config.store_connect_timeout,
+                            read_timeout=config.store_read_timeout)
     if scheme == "s3":
         from .s3 import S3Sink
 
@@ -49,6 +53,8 @@ def sink_from_config(config: AgentConfig) -> Sink:
             object_lock_mode=config.s3_object_lock_mode,
             retention_days=config.retention_days,
             multipart_threshold=config.multipart_threshold,
+            part_size=config.multipart_part_size,
+            options=options,
         )
     if scheme == "azure":
         from .azure_blob import AzureBlobSink
@@ -60,5 +66,8 @@ def sink_from_config(config: AgentConfig) -> Sink:
             access_tier=config.azure_access_tier,
             immutability=config.azure_immutability,
             retention_days=config.retention_days,
+            max_single_put_size=config.multipart_threshold,
+            max_block_size=config.multipart_part_size,
+            options=options,
         )
     raise SinkError(f"LOGSHIELD_SINK: unsupported scheme {scheme!r}")
