@@ -94,26 +94,34 @@ def start_agent(env: dict[str, str], *args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def kill_while_rotating(directory: Path, env: dict[str, str], *, kills: int = 4,
+                        alive: tuple[float, float] = (0.6, 1.6)) -> tuple[RotatingWriter, int]:
+    """Run the agent and SIGKILL it ``kills`` times at random moments while an app writes and rotates.
+    Returns the writer (its ``lines``) and the seed (``LOGSHIELD_FAULT_SEED`` replays a failure)."""
+    seed = int(os.environ.get("LOGSHIELD_FAULT_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    writer = RotatingWriter(directory, seed)
+    writer.start()
+    try:
+        for _ in range(kills):
+            agent = start_agent(env)
+            time.sleep(rng.uniform(*alive))
+            agent.send_signal(signal.SIGKILL)
+            agent.wait(10)
+            agent.stderr.close()
+    finally:
+        writer.stop.set()
+        writer.join(10)
+    return writer, seed
+
+
 class TestSigkill:
     @pytest.mark.timeout(120)
     def test_no_loss_no_duplicates_under_sigkill(self, tmp_path):
         """Kill -9 at random moments during rename and copytruncate rotation: every line stored exactly once."""
         (tmp_path / "logs").mkdir()
         env = agent_env(tmp_path)
-        seed = int(os.environ.get("LOGSHIELD_FAULT_SEED", random.randrange(1 << 30)))
-        rng = random.Random(seed)
-        writer = RotatingWriter(tmp_path / "logs", seed)
-        writer.start()
-        try:
-            for _ in range(4):
-                agent = start_agent(env)
-                time.sleep(rng.uniform(0.6, 1.6))
-                agent.send_signal(signal.SIGKILL)
-                agent.wait(10)
-                agent.stderr.close()
-        finally:
-            writer.stop.set()
-            writer.join(10)
+        writer, seed = kill_while_rotating(tmp_path / "logs", env)
         once = start_agent(env, "--once")
         _, err = once.communicate(timeout=60)
         assert once.returncode == 0, err.decode(errors="replace")[-2000:]

@@ -6,7 +6,6 @@ Every scenario ends by counting the lines in the bucket: none lost, none twice.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import signal
@@ -23,7 +22,7 @@ from logshield_agent.sinks.keys import parse_key
 from logshield_agent.sources.lines import PIECE_MARKER
 from logshield_agent.transforms.compress import decompress
 
-from tests.agent.test_fault import RotatingWriter, agent_env, start_agent
+from tests.agent.test_fault import agent_env, kill_while_rotating, start_agent
 from tests.servers import SeaweedFS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -96,20 +95,7 @@ class TestCrashesAgainstS3:
         the bucket exactly once after a restart."""
         (tmp_path / "logs").mkdir()
         env = s3_env(tmp_path, seaweedfs, s3_bucket)
-        seed = int(os.environ.get("LOGSHIELD_FAULT_SEED", random.randrange(1 << 30)))
-        rng = random.Random(seed)
-        writer = RotatingWriter(tmp_path / "logs", seed)
-        writer.start()
-        try:
-            for _ in range(4):
-                agent = start_agent(env)
-                time.sleep(rng.uniform(1.0, 2.5))
-                agent.send_signal(signal.SIGKILL)
-                agent.wait(10)
-                agent.stderr.close()
-        finally:
-            writer.stop.set()
-            writer.join(10)
+        writer, seed = kill_while_rotating(tmp_path / "logs", env, alive=(1.0, 2.5))
         code, err = run_once(env)
         assert code == 0, err[-2000:]
         stored, expected = bucket_lines(seaweedfs, s3_bucket), Counter(writer.lines)

@@ -34,18 +34,12 @@ def verification(sink: Sink, args: argparse.Namespace, since: datetime, until: d
     from ..audit import verify_archive
     from ..audit.signing import KeyError_
     from ..report import VerificationView
-    from .verify import chain_key_from_env
+    from .verify import chain_key_from_env, public_key_arg
 
     if args.no_verify:
         return VerificationView("not run", "verification left out (--no-verify)")
-    public_key = None
-    if args.public_key is not None:
-        try:
-            public_key = args.public_key.read_bytes()
-        except OSError as exc:
-            fail(f"--public-key: cannot read {args.public_key}: {exc.strerror}", EXIT_CONFIG)
     try:
-        report = verify_archive(sink, public_key=public_key, since=since, until=until,
+        report = verify_archive(sink, public_key=public_key_arg(args.public_key), since=since, until=until,
                                 chain_key=chain_key_from_env())
     except KeyError_ as exc:
         fail(str(exc), EXIT_CONFIG)

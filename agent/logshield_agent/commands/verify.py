@@ -26,6 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=8, help="objects fetched and checked at once (default 8)")
 
 
+def public_key_arg(path: Path | None) -> bytes | None:
+    """The bytes of ``--public-key``, or a usage error naming it."""
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"--public-key: cannot read {path}: {exc.strerror}", EXIT_CONFIG)
+
+
 def chain_key_from_env() -> bytes | None:
     """``LOGSHIELD_CHAIN_KEY[_FILE]``, decoded as the library does."""
     from presidio_logshield.config import ConfigError, load_handler_config
@@ -66,12 +76,7 @@ def run(args: argparse.Namespace) -> int:
         until = parse_when(args.until, now) if args.until else None
     except ValueError as exc:
         fail(str(exc), EXIT_CONFIG)
-    public_key = None
-    if args.public_key is not None:
-        try:
-            public_key = args.public_key.read_bytes()
-        except OSError as exc:
-            fail(f"--public-key: cannot read {args.public_key}: {exc.strerror}", EXIT_CONFIG)
+    public_key = public_key_arg(args.public_key)
     chain_key = chain_key_from_env()
     sink = sink_for_url(args.url)
     started = time.monotonic()
