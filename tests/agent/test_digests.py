@@ -268,6 +268,13 @@ class TestVerifyCatches:
                                 public_key=(tmp_path / "other" / "digest-public-key.pem").read_bytes())
         assert "digest-signature" in kinds(report) and other.fingerprint
 
+    def test_archive_without_digests_is_not_intact(self, tmp_path):
+        """Objects but no digest at all (digests were off): verify cannot vouch for the archive."""
+        (tmp_path / "logs").mkdir()
+        app_logs(tmp_path / "logs", 20)
+        make_pipeline(tmp_path).run_once()
+        assert "no-digests" in kinds(verify_archive(LocalDirSink(tmp_path / "store")))
+
     def test_unpinned_key_is_a_warning(self, archive):
         """Without --public-key the archive's own key is used and a warning says so."""
         report = verify_archive(LocalDirSink(archive))

@@ -92,6 +92,9 @@ def verify_archive(sink: Sink, *, public_key: bytes | None = None, since: dateti
         report.warn("key-not-pinned", "", "no --public-key given: digests are checked against the key published "
                     "in the archive itself, which proves integrity but not who signed")
     digests = _check_digests(sink, listing, report, pinned, since, until)
+    if not report.counts.get("digests") and any(parse_key(key) for key in listing):
+        report.add("no-digests", "", "the archive holds log objects but no digest: nothing proves what it should "
+                   "contain (was LOGSHIELD_DIGEST off?)")
     entries = _digest_entries(digests, report)
     _check_byte_ranges(entries, report, windowed=since is not None)
     _check_undigested(listing, entries, digests, report, since, until)
