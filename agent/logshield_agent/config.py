@@ -83,8 +83,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
                      "nothing alerts."),
     "ALERT_BASELINE_WINDOWS": ("`30`", "Memory of the baseline: an exponentially weighted mean over about this many "
                                "windows in which the key occurred."),
-    "ALERT_LATENESS": ("`120`", "Seconds a window stays open for late records; keep it above `BATCH_MAX_AGE`. Later "
-                       "records are not rated (counted in /metrics)."),
+    "ALERT_LATENESS": ("2 × `BATCH_MAX_AGE`, at least `120`", "Seconds a window stays open for records still on "
+                       "their way (batches ship up to `BATCH_MAX_AGE` late); later ones are not rated (counted in "
+                       "/metrics)."),
     "ALERT_COOLDOWN": ("`120`", "Quiet seconds that end an incident: anomalous windows closer than this are one "
                        "alert, raised when the incident ends, with its final counts."),
     "ALERT_MAX_KEYS": ("`5000`", "Keys remembered per dimension (least recently seen forgotten first; counted in "
@@ -164,7 +165,7 @@ class AgentConfig(BaseSettings):
     alert_dimensions: tuple[str, ...] = ALERT_DIMENSIONS
     alert_warmup: int = Field(600, ge=0)
     alert_baseline_windows: int = Field(30, ge=1, le=100_000)
-    alert_lateness: int = Field(120, ge=0, le=86400)
+    alert_lateness: int | None = Field(None, ge=0, le=86400)
     alert_cooldown: int = Field(120, ge=0, le=86400)
     alert_max_keys: int = Field(5000, ge=10, le=1_000_000)
     alert_webhook_token: SecretStr | None = None
@@ -197,7 +198,8 @@ class AgentConfig(BaseSettings):
 
     @field_validator("sink", "service", "s3_kms_key_id", "s3_storage_class", "s3_object_lock_mode",
                      "azure_account_url", "azure_access_tier", "rotated_keep_days", "retention_days", "digest_key",
-                     "digest_key_file", "alert_webhook_token", "alert_webhook_token_file", mode="before")
+                     "digest_key_file", "alert_lateness", "alert_webhook_token", "alert_webhook_token_file",
+                     mode="before")
     @classmethod
     def _blank(cls, value: Any) -> Any:
         return _blank_to_none(value)

@@ -18,7 +18,8 @@ __all__ = ["alert_observers", "detector_settings"]
 def detector_settings(config: AgentConfig) -> DetectorSettings:
     return DetectorSettings(window=config.alert_window, factor=config.alert_factor, floors=dict(config.alert_floor),
                             warmup=config.alert_warmup, baseline_windows=config.alert_baseline_windows,
-                            lateness=config.alert_lateness, cooldown=config.alert_cooldown,
+                            lateness=config.alert_lateness if config.alert_lateness is not None
+                            else max(120, int(2 * config.batch_max_age)), cooldown=config.alert_cooldown,
                             max_keys=config.alert_max_keys, dimensions=frozenset(config.alert_dimensions))
 
 

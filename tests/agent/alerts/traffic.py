@@ -105,10 +105,10 @@ class Harness:
     def alerts(self) -> list[dict[str, Any]]:
         return self.recorder.documents
 
-    def ship(self, lines: Sequence[bytes], wall: float) -> None:
+    def ship(self, lines: Sequence[bytes], wall: float, *, service: str = "shop") -> None:
         self.wall = wall
         if lines:
-            self.observer.batch_shipped(batch(lines))
+            self.observer.batch_shipped(batch(lines, service=service))
         self.observer.tick(wall)
 
     def live(self, timed: Iterable[tuple[float, bytes]], start: float, *, delay: float = 30.0) -> None:
