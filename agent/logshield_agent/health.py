@@ -40,8 +40,8 @@ class AgentMetrics:
                                         "(delivered, retried, failed, dropped)", ["destination", "result"], registry=r)
         self.alert_records_skipped = Counter("logshield_alert_records_skipped", "Records not rated: late (their "
                                              "window had closed) or future (clock skew)", ["reason"], registry=r)
-        self.alert_records_untimed = Counter("logshield_alert_records_untimed", "Records without an event time, rated "
-                                             "at a neighbour's time or the ship time", registry=r)
+        self.alert_records_untimed = Counter("logshield_alert_records_untimed", "Records rated at the time they "
+                                             "were shipped: no line of their batch had an event time", registry=r)
         self.alert_keys = Gauge("logshield_alert_keys", "Keys with a learned baseline", ["dimension"], registry=r)
         self.alert_keys_evicted = Counter("logshield_alert_keys_evicted", "Keys forgotten to bound memory",
                                           ["dimension"], registry=r)

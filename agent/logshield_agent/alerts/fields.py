@@ -47,7 +47,7 @@ class Tally:
     counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     related: dict[tuple[str, str], dict[str, Counter[str]]] = field(default_factory=dict)
     lines: int = 0
-    untimed: int = 0  # lines without an event time of their own
+    untimed: int = 0  # lines counted at the ship time: no line of the batch had an event time
     last_second: int = -1  # the newest event time in the batch (counts may be filed under a window's first second)
     sampled: bool = False  # counted by the sampled path (see ``sampled.py``)
 
@@ -59,6 +59,12 @@ class Tally:
             fields = self.related.setdefault((dimension, key), {})
             for name, value in related.items():
                 fields.setdefault(name, Counter())[value] += n
+
+    def relate(self, dimension: str, key: str, **related: str) -> None:
+        """Note values that went with a key (a sample), without counting the key."""
+        fields = self.related.setdefault((dimension, key), {})
+        for name, value in related.items():
+            fields.setdefault(name, Counter())[value] += 1
 
     def merge(self, other: Tally, second: int | None = None) -> None:
         """Add ``other``'s counts (all at ``second`` when given) and related values."""
@@ -177,12 +183,9 @@ def record_fields(out: Tally, doc: dict[str, Any], second: int, logger: str | No
     """Every dimension but volume, from a parsed record (``head_counted``: its logger is counted already)."""
     event = value_key(doc.get("event")) if isinstance(doc.get("event"), str) else None
     related = {"levels": level} if level else {}
-    if event is not None:
-        if "event" in wanted:
-            out.add("event", event, second, **related)
-        if head_counted and logger is not None and "logger" in wanted:
-            out.add("logger", logger, second, -1, **related)  # an event record: not counted under its logger
-    elif logger is not None and "logger" in wanted and not head_counted:
+    if event is not None and "event" in wanted:
+        out.add("event", event, second, **related, **({"loggers": logger} if logger else {}))
+    if logger is not None and "logger" in wanted and not head_counted:
         out.add("logger", logger, second, **related)
     actor = value_key(doc.get("actor"))
     where = {"loggers": logger} if logger else {}

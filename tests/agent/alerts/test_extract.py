@@ -50,11 +50,11 @@ class TestLibraryLines:
             ("action", "invoice.read", T0 + 60): 1, ("actor_action", "alice|invoice.read", T0 + 60): 1,
         })
 
-    def test_event_field_counts_instead_of_logger(self):
-        """A record with a top-level ``event`` counts under that event, not under its logger."""
+    def test_event_field_counts_too(self):
+        """A record with a top-level ``event`` counts under that event as well as under its logger."""
         body = record(T0, "shop.api", event="export") + record(T0 + 1, "shop.api")
         found = per_window(tally(body, service="shop", sample_from=10**9))
-        assert found[("event", "export", T0)] == 1 and found[("logger", "shop.api", T0)] == 1
+        assert found[("event", "export", T0)] == 1 and found[("logger", "shop.api", T0)] == 2
 
     def test_nested_fields_are_not_top_level(self):
         """An ``actor`` or ``event`` inside a nested object of an audit record is not the record's."""
@@ -102,7 +102,7 @@ class TestLibraryLines:
             found[(dimension, key)] += n
         assert found[("volume", "app")] == 3 and found[("actor", "alice")] == 3
         assert found[("entity", "EMAIL_ADDRESS")] == 1 and found[("event", "login")] == 1
-        assert found[("logger", "tests.alerts.real")] == 1 and found[("action", "invoice.read")] == 1
+        assert found[("logger", "tests.alerts.real")] == 2 and found[("action", "invoice.read")] == 1
 
 
 class TestSampledPath:
@@ -126,6 +126,35 @@ class TestSampledPath:
         found = per_window(tally(b"".join(lines), service="shop", lines=len(lines), sample_from=0))
         assert found[("logger", "shop.admin", T0)] == 40 and found[("actor", "mallory", T0)] == 40
         assert found[("logger", "shop.api", T0)] == 5960
+
+    def test_other_json_same_counts_as_exact(self):
+        """Other programs' JSON, large and in time order: sampled counts equal the line-by-line ones."""
+        lines = []
+        for i, t in enumerate(spread(T0 + 30, 3 * MINUTE, 12000)):
+            doc = {"event": f"request {i % 7}", "level": "info", "logger": "api" if i % 3 else "db", "timestamp": t,
+                   "actor": f"u{i % 11}"}
+            if i % 97 == 0:
+                doc["redaction"] = {"entities": {"EMAIL_ADDRESS": 1}}
+            if i % 89 == 0:
+                doc["audit"] = {"action": "login", "outcome": "success"}
+            lines.append(json.dumps(doc).encode() + b"\n")
+        body = b"".join(lines)
+        sampled = tally(body, service="api", lines=len(lines), sample_from=0)
+        exact = tally(body, service="api", sample_from=10**9)
+        assert sampled.sampled and not exact.sampled
+        assert per_window(sampled) == per_window(exact)
+
+    def test_plain_text_same_counts_as_exact(self):
+        """Plain text, large and in time order: sampled volume per window equals the line-by-line count."""
+        lines = [f"{datetime.fromtimestamp(t, timezone.utc):%Y-%m-%d %H:%M:%S},123 INFO line {i}\n".encode()
+                 for i, t in enumerate(spread(T0 + 30, 3 * MINUTE, 12000))]
+        for i in range(5, len(lines), 50):
+            lines[i] = b"    at continuation.Line(File.java:42)\n"
+        body = b"".join(lines)
+        sampled = tally(body, service="legacy", lines=len(lines), sample_from=0)
+        exact = tally(body, service="legacy", sample_from=10**9)
+        assert sampled.sampled and not exact.sampled
+        assert per_window(sampled) == per_window(exact)
 
     def test_out_of_order_batch_counted_exactly(self):
         """Probes out of time order send the batch to the exact path."""
@@ -154,7 +183,7 @@ class TestOtherLines:
         found = tally(body, service="legacy")
         start = 1_795_046_400  # 2026-11-19T00:00:00Z
         assert per_window(found) == Counter({("volume", "legacy", start): 2, ("volume", "legacy", start + 60): 1})
-        assert found.untimed == 1
+        assert found.untimed == 0  # the continuation line has a neighbour's time
 
     def test_no_time_at_all(self):
         """A batch without any event time is counted at second -1 (the observer uses the ship time)."""
