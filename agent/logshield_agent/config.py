@@ -251,8 +251,11 @@ class AgentConfig(BaseSettings):
                 if not rest.startswith("/"):
                     raise ValueError("file:// needs an absolute path, e.g. file:///var/log/logshield-alerts.jsonl")
             elif sep and scheme in ("http", "https"):
-                host = rest.split("/", 1)[0].rpartition("@")[2]
-                if not host or host.startswith(":"):
+                authority = rest.split("/", 1)[0].split("?", 1)[0]
+                if "@" in authority:
+                    raise ValueError(f"{scheme}:// with user:password@ is not supported; put the credential in "
+                                     "LOGSHIELD_ALERT_WEBHOOK_TOKEN(_FILE)")
+                if not authority or authority.startswith(":"):
                     raise ValueError(f"{scheme}:// needs a host")
             else:
                 shown = f"{scheme}://…" if sep else item[:40]

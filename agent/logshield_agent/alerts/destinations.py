@@ -131,6 +131,8 @@ class WebhookDestination:
             exc.close()
             raise DeliveryError(f"{self.label} answered HTTP {code}",
                                 retry=code in (408, 425, 429) or code >= 500) from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        except ValueError as exc:  # (http.client.InvalidURL among them) a bad URL does not get better
+            raise DeliveryError(f"{self.label} refused: {type(exc).__name__}", retry=False) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise DeliveryError(f"{self.label} unreachable: {type(reason).__name__}", retry=True) from None

@@ -36,7 +36,7 @@ class TestAlertConfig:
     def test_destinations_and_floors(self, tmp_path):
         """Destinations are a list (duplicates once); floors take per-dimension overrides."""
         c = config(alert_destinations=f" stderr, file://{tmp_path}/a.jsonl ,https://hooks.example/x,stderr",
-                   alert_floor="50,entity=20,actor=300", alert_dimensions="entity, actor")
+                   alert_floor="50,entity=20,actor=300", alert_dimensions="entity, actor", state_dir=str(tmp_path))
         assert c.alert_destinations == ("stderr", f"file://{tmp_path}/a.jsonl", "https://hooks.example/x")
         s = detector_settings(c)
         assert (s.floor("entity"), s.floor("actor"), s.floor("logger")) == (20, 300, 50)
@@ -50,7 +50,8 @@ class TestAlertConfig:
         """The webhook token can come from a file."""
         token = tmp_path / "token"
         token.write_text("t0k3n\n")
-        c = config(alert_destinations="http://127.0.0.1:9/hook", alert_webhook_token_file=str(token))
+        c = config(alert_destinations="http://127.0.0.1:9/hook", alert_webhook_token_file=str(token),
+                   state_dir=str(tmp_path))
         (observer,) = alert_observers(c, LocalDirSink(tmp_path / "store"))
         assert observer.destinations[0].destination._token == "t0k3n"
         observer.close(0.0)
@@ -63,6 +64,7 @@ class TestAlertConfig:
             ({"alert_destinations": "ftp://u:pw@host/x"}, "LOGSHIELD_ALERT_DESTINATIONS", "ftp://…"),
             ({"alert_destinations": "file://relative.jsonl"}, "LOGSHIELD_ALERT_DESTINATIONS", "absolute"),
             ({"alert_destinations": "https:///nohost"}, "LOGSHIELD_ALERT_DESTINATIONS", "host"),
+            ({"alert_destinations": "https://u:pw@hooks.example/x"}, "LOGSHIELD_ALERT_DESTINATIONS", "TOKEN"),
             ({"alert_destinations": " , "}, "LOGSHIELD_ALERT_DESTINATIONS", "LOGSHIELD_ALERTS=off"),
             ({"alert_window": "0"}, "LOGSHIELD_ALERT_WINDOW", ""),
             ({"alert_factor": "1"}, "LOGSHIELD_ALERT_FACTOR", ""),
