@@ -26,6 +26,15 @@ def per_window(found, window: int = MINUTE) -> Counter:
     return Counter({k: v for k, v in out.items() if v})
 
 
+def assert_sampled_as_exact(lines: list[bytes], service: str) -> None:
+    """Counting ``lines`` by sampling gives the same counts per window as counting them one by one."""
+    body = b"".join(lines)
+    sampled = tally(body, service=service, lines=len(lines), sample_from=0)
+    exact = tally(body, service=service, sample_from=10**9)
+    assert sampled.sampled and not exact.sampled
+    assert per_window(sampled) == per_window(exact)
+
+
 def _local(epoch: float, *, hours: int) -> str:
     """``epoch`` as an ISO time in a zone ``hours`` east of UTC."""
     zone = timezone(timedelta(hours=hours))
@@ -82,19 +91,16 @@ class TestLibraryLines:
         """Lines written by PIIRedactingHandler (context, chain, audit, redaction) take the library path."""
         handler = PIIRedactingHandler(filename=tmp_path / "app.log", redactor=FakeRedactor(), asynchronous=False)
         logger = logging.getLogger("tests.alerts.real")
-        audit_logger = logging.getLogger("presidio_logshield.audit")
-        for lg in (logger, audit_logger):
-            lg.handlers[:] = [handler]
-            lg.propagate = False
+        logger.handlers[:] = [handler]
+        logger.propagate = False
         logger.setLevel(logging.INFO)
         try:
             with log_context(actor="alice", session_id="s-1"):
                 logger.info("mail bob@example.com")
                 logger.info("login", extra={"event": "login"})
-                audit_event("invoice.read", "invoice/1")
+                audit_event("invoice.read", "invoice/1", logger=logger)
         finally:
-            for lg in (logger, audit_logger):
-                lg.handlers[:] = []
+            logger.handlers[:] = []
             handler.close()
         body = (tmp_path / "app.log").read_bytes()
         found = Counter()
@@ -102,7 +108,7 @@ class TestLibraryLines:
             found[(dimension, key)] += n
         assert found[("volume", "app")] == 3 and found[("actor", "alice")] == 3
         assert found[("entity", "EMAIL_ADDRESS")] == 1 and found[("event", "login")] == 1
-        assert found[("logger", "tests.alerts.real")] == 2 and found[("action", "invoice.read")] == 1
+        assert found[("logger", "tests.alerts.real")] == 3 and found[("action", "invoice.read")] == 1
 
 
 class TestSampledPath:
@@ -112,11 +118,7 @@ class TestSampledPath:
         lines = [line for _, line in steady(T0 + 17, 4, 4000, seed=loggers)]
         if loggers == 1:
             lines = [line.replace(b'"shop.db"', b'"shop.api"') for line in lines]
-        body = b"".join(lines)
-        sampled = tally(body, service="shop", lines=len(lines), sample_from=0)
-        exact = tally(body, service="shop", sample_from=10**9)
-        assert sampled.sampled and not exact.sampled
-        assert per_window(sampled) == per_window(exact)
+        assert_sampled_as_exact(lines, "shop")
 
     def test_burst_between_probes_is_counted(self):
         """A run of a rare logger and a marker field between probes is still found and counted exactly."""
@@ -138,11 +140,7 @@ class TestSampledPath:
             if i % 89 == 0:
                 doc["audit"] = {"action": "login", "outcome": "success"}
             lines.append(json.dumps(doc).encode() + b"\n")
-        body = b"".join(lines)
-        sampled = tally(body, service="api", lines=len(lines), sample_from=0)
-        exact = tally(body, service="api", sample_from=10**9)
-        assert sampled.sampled and not exact.sampled
-        assert per_window(sampled) == per_window(exact)
+        assert_sampled_as_exact(lines, "api")
 
     def test_plain_text_same_counts_as_exact(self):
         """Plain text, large and in time order: sampled volume per window equals the line-by-line count."""
@@ -150,11 +148,7 @@ class TestSampledPath:
                  for i, t in enumerate(spread(T0 + 30, 3 * MINUTE, 12000))]
         for i in range(5, len(lines), 50):
             lines[i] = b"    at continuation.Line(File.java:42)\n"
-        body = b"".join(lines)
-        sampled = tally(body, service="legacy", lines=len(lines), sample_from=0)
-        exact = tally(body, service="legacy", sample_from=10**9)
-        assert sampled.sampled and not exact.sampled
-        assert per_window(sampled) == per_window(exact)
+        assert_sampled_as_exact(lines, "legacy")
 
     def test_out_of_order_batch_counted_exactly(self):
         """Probes out of time order send the batch to the exact path."""
