@@ -12,7 +12,8 @@
   never seen has a baseline of 0: the floor alone decides.
 - **Anomaly**: a closed window whose count is at least the dimension's ``floor`` and more than ``factor`` × the key's
   baseline (before this window). Nothing is raised during the ``warmup`` after the first record (the baselines are
-  learning), and everything is learned, anomalies included, so a lasting new level becomes normal.
+  learning). Anomalous windows are learned too, but only at the slow rate, so a lasting new level is one incident
+  for a few windows and then becomes normal.
 - **Incidents**: consecutive anomalous windows of a key, and any within ``cooldown`` seconds of the last, are one
   incident — one alert, raised once it has been quiet for ``cooldown`` (or at shutdown), with its final counts.
 - **Memory**: at most ``max_keys`` keys per dimension (least recently active evicted first, and any idle for a

@@ -6,13 +6,16 @@
      "windows": 2, "count": 812, "peak_count": 604, "peak_window_start": "2026-11-24T10:15:00+00:00",
      "baseline": 2.4, "factor": 5.0, "floor": 100, "threshold": 100, "ratio": 251.7,
      "sample": {"loggers": ["shop.checkout"], "services": ["shop-api"], "objects": ["service=shop-api/…"]},
-     "ongoing": false, "host": "web-1", "detected_at": "2026-11-24T10:20:03+00:00"}
+     "ongoing": false, "host": "web-1", "detected_at": "2026-11-24T10:20:03+00:00",
+     "related_alerts": ["20261124T101500Z-…"]}
 
 ``count`` is the incident's total over its anomalous windows, ``baseline`` the key's usual count per window before
 it, ``ratio`` = ``peak_count`` / ``baseline`` (null when the key had no baseline). ``sample`` names only values of the
 counted fields (loggers, levels, actors, actions, outcomes), the services and the archive objects holding the records
 — never a message or any other content. The id is a function of host, dimension, key and the incident's first
 window, so the same incident found twice (a restart replaying batches) has the same id and the same store key.
+``related_alerts`` (added by the observer) lists the alerts raised at the same time for overlapping windows — one
+incident seen from several dimensions (a new endpoint's logger, its actor, the entity it leaks).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from .detector import Alert
 
-__all__ = ["ALERT_FORMAT", "ALERTS_PREFIX", "alert_document", "alert_id", "encode_alert", "store_key"]
+__all__ = ["ALERTS_PREFIX", "ALERT_FORMAT", "alert_document", "alert_id", "encode_alert", "store_key"]
 
 ALERT_FORMAT = "logshield-alert/1"
 ALERTS_PREFIX = "_alerts/"

@@ -49,7 +49,6 @@ class AlertObserver(PipelineObserver):
         self.wall = wall
         self.stop_timeout = stop_timeout
         self.state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
-        self.raised: list[dict] = []  # documents raised so far (the last 100; tests and `--once` summaries)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._reported = Counter({"late": 0, "future": 0})
         self._evicted: Counter[str] = Counter()
@@ -103,7 +102,6 @@ class AlertObserver(PipelineObserver):
                                           and alert.window_start < peer.window_end]
         for alert, document in zip(alerts, documents, strict=True):
             body = encode_alert(document)
-            self.raised = [*self.raised[-99:], document]
             log.warning("anomaly alert", extra={"alert": document["id"], "dimension": alert.dimension,
                                                 "count": alert.count, "baseline": alert.baseline})
             if self.metrics is not None:
