@@ -49,6 +49,7 @@ bench: install
 	$(PY) -m bench
 	$(PY) -m bench.agent
 	$(PY) -m bench.verify
+	$(PY) -m bench.alerts
 
 lint: install
 	$(VENV)/bin/ruff check presidio_logshield agent tests bench deploy demo

@@ -20,6 +20,7 @@ __all__ = ["VARIABLES", "AgentConfig", "ConfigError", "load_config", "parse_byte
 
 PREFIX = "LOGSHIELD_"
 MiB = 1024 * 1024
+ALERT_DIMENSIONS = ("volume", "logger", "event", "actor", "entity", "action", "actor_action")
 
 #: name (without prefix) -> (default as documented, meaning). The single source for CONFIG.md.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -68,6 +69,29 @@ VARIABLES: dict[str, tuple[str, str]] = {
                         "(`digest-signing-key.pem`, mode 0600) and its public half written beside it."),
     "UPLOAD_CONCURRENCY": ("`2`", "Batches uploaded at once (from different files; one file's batches go one at a "
                            "time, in order). Memory: about `UPLOAD_CONCURRENCY + 1` batches."),
+    "ALERTS": ("`on`", "Anomaly alerts on the shipped records (rates per logger/event, actor, redacted entity type, "
+               "audit action); `off` turns them off."),
+    "ALERT_DESTINATIONS": ("`stderr,store`", "Comma-separated: `stderr` (a JSON line), `store` (`<prefix>/_alerts/"
+                           "dt=YYYY-MM-DD/<id>.json` in the sink), `file:///path` (JSON lines appended), "
+                           "`http(s)://…` (POST with retries)."),
+    "ALERT_WINDOW": ("`60`", "Seconds of event time per counting window (aligned to the clock)."),
+    "ALERT_FACTOR": ("`5`", "A window alerts when its count is more than this many times the key's baseline…"),
+    "ALERT_FLOOR": ("`100`", "…and at least this count. Per dimension too: `100,entity=20,actor=300` (dimensions: "
+                    "`volume`, `logger`, `event`, `actor`, `entity`, `action`, `actor_action`)."),
+    "ALERT_DIMENSIONS": ("all", "Comma-separated dimensions to rate (fewer dimensions, less work per line)."),
+    "ALERT_WARMUP": ("`600`", "Seconds of event time after the first record (without learned baselines) during which "
+                     "nothing alerts."),
+    "ALERT_BASELINE_WINDOWS": ("`30`", "Memory of the baseline: an exponentially weighted mean over about this many "
+                               "windows in which the key occurred."),
+    "ALERT_LATENESS": ("2 × `BATCH_MAX_AGE`, at least `120`", "Seconds a window stays open for records still on "
+                       "their way (batches ship up to `BATCH_MAX_AGE` late); later ones are not rated (counted in "
+                       "/metrics)."),
+    "ALERT_COOLDOWN": ("`120`", "Quiet seconds that end an incident: anomalous windows closer than this are one "
+                       "alert, raised when the incident ends, with its final counts."),
+    "ALERT_MAX_KEYS": ("`5000`", "Keys remembered per dimension (least recently seen forgotten first; counted in "
+                       "/metrics)."),
+    "ALERT_WEBHOOK_TOKEN": ("unset", "Sent as `Authorization: Bearer <token>` to `http(s)://` destinations."),
+    "ALERT_WEBHOOK_TOKEN_FILE": ("unset", "File holding that token."),
 }
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
@@ -133,6 +157,19 @@ class AgentConfig(BaseSettings):
     digest_interval: float = Field(3600.0, ge=60)
     digest_key: SecretStr | None = None
     digest_key_file: Path | None = None
+    alerts: Literal["on", "off"] = "on"
+    alert_destinations: tuple[str, ...] = ("stderr", "store")
+    alert_window: int = Field(60, ge=1, le=86400)
+    alert_factor: float = Field(5.0, gt=1)
+    alert_floor: tuple[tuple[str, int], ...] = (("*", 100),)
+    alert_dimensions: tuple[str, ...] = ALERT_DIMENSIONS
+    alert_warmup: int = Field(600, ge=0)
+    alert_baseline_windows: int = Field(30, ge=1, le=100_000)
+    alert_lateness: int | None = Field(None, ge=0, le=86400)
+    alert_cooldown: int = Field(120, ge=0, le=86400)
+    alert_max_keys: int = Field(5000, ge=10, le=1_000_000)
+    alert_webhook_token: SecretStr | None = None
+    alert_webhook_token_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -161,7 +198,8 @@ class AgentConfig(BaseSettings):
 
     @field_validator("sink", "service", "s3_kms_key_id", "s3_storage_class", "s3_object_lock_mode",
                      "azure_account_url", "azure_access_tier", "rotated_keep_days", "retention_days", "digest_key",
-                     "digest_key_file", mode="before")
+                     "digest_key_file", "alert_lateness", "alert_webhook_token", "alert_webhook_token_file",
+                     mode="before")
     @classmethod
     def _blank(cls, value: Any) -> Any:
         return _blank_to_none(value)
@@ -197,6 +235,82 @@ class AgentConfig(BaseSettings):
             raise ValueError("use 1-128 characters from A-Z a-z 0-9 . _ - (it becomes part of object keys)")
         return value
 
+    @field_validator("alert_destinations", mode="before")
+    @classmethod
+    def _destinations(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        found: list[str] = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            scheme, sep, rest = item.partition("://")
+            if item in ("stderr", "store"):
+                pass
+            elif sep and scheme == "file":
+                if not rest.startswith("/"):
+                    raise ValueError("file:// needs an absolute path, e.g. file:///var/log/logshield-alerts.jsonl")
+            elif sep and scheme in ("http", "https"):
+                authority = rest.split("/", 1)[0].split("?", 1)[0]
+                if "@" in authority:
+                    raise ValueError(f"{scheme}:// with user:password@ is not supported; put the credential in "
+                                     "LOGSHIELD_ALERT_WEBHOOK_TOKEN(_FILE)")
+                if not authority or authority.startswith(":"):
+                    raise ValueError(f"{scheme}:// needs a host")
+            else:
+                shown = f"{scheme}://…" if sep else item[:40]
+                raise ValueError(f"unknown destination {shown!r} (use stderr, store, file:///path, http(s)://host/path)")
+            if item not in found:
+                found.append(item)
+        if not found:
+            raise ValueError("no destination; to turn alerts off set LOGSHIELD_ALERTS=off")
+        return tuple(found)
+
+    @field_validator("alert_floor", mode="before")
+    @classmethod
+    def _floors(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (("*", value),)
+        if not isinstance(value, str):
+            return value
+        floors: dict[str, int] = {"*": 100}
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            name, sep, number = item.rpartition("=")
+            name = name.strip() if sep else "*"
+            if name != "*" and name not in ALERT_DIMENSIONS:
+                raise ValueError(f"unknown dimension {name!r} (use {', '.join(ALERT_DIMENSIONS)})")
+            if not number.strip().isdigit() or int(number) < 1:
+                raise ValueError(f"expected a positive count, not {number.strip()!r} (e.g. 100,entity=20)")
+            floors[name] = int(number)
+        return tuple(floors.items())
+
+    @field_validator("alert_dimensions", mode="before")
+    @classmethod
+    def _dimensions(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        unknown = [name for name in names if name not in ALERT_DIMENSIONS]
+        if unknown or not names:
+            problem = f"unknown dimension {unknown[0]!r}" if unknown else "no dimension"
+            raise ValueError(f"{problem} (use {', '.join(ALERT_DIMENSIONS)}; to turn alerts off set "
+                             "LOGSHIELD_ALERTS=off)")
+        return names
+
+    @field_validator("alert_webhook_token_file")
+    @classmethod
+    def _token_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                token = value.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read {value}: {exc.strerror or type(exc).__name__}") from None
+            if not token:
+                raise ValueError(f"{value} is empty")
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> AgentConfig:
         if self.max_line_bytes > self.batch_max_bytes:
@@ -205,6 +319,12 @@ class AgentConfig(BaseSettings):
             raise ValueError("set LOGSHIELD_DIGEST_KEY or LOGSHIELD_DIGEST_KEY_FILE, not both")
         if self.s3_kms_key_id and self.s3_sse != "aws:kms":
             raise ValueError("LOGSHIELD_S3_KMS_KEY_ID needs LOGSHIELD_S3_SSE=aws:kms")
+        if self.alert_webhook_token is not None and self.alert_webhook_token_file is not None:
+            raise ValueError("set LOGSHIELD_ALERT_WEBHOOK_TOKEN or LOGSHIELD_ALERT_WEBHOOK_TOKEN_FILE, not both")
+        webhook = any(d.startswith(("http://", "https://")) for d in self.alert_destinations)
+        if (self.alert_webhook_token is not None or self.alert_webhook_token_file is not None) and not webhook:
+            raise ValueError("LOGSHIELD_ALERT_WEBHOOK_TOKEN is set but LOGSHIELD_ALERT_DESTINATIONS has no "
+                             "http(s):// destination")
         return self
 
     @property

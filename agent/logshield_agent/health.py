@@ -34,6 +34,17 @@ class AgentMetrics:
                             "Age of the oldest batch not yet acknowledged", registry=r)
         self.streams = Gauge("logshield_streams", "Files being followed", registry=r)
         self.stalled = Gauge("logshield_stalled_streams", "Streams that cannot ship (see logs)", registry=r)
+        # Anomaly alerts (logshield_agent.alerts)
+        self.alerts = Counter("logshield_alerts", "Anomaly alerts raised", ["dimension"], registry=r)
+        self.alert_deliveries = Counter("logshield_alert_deliveries", "Alert deliveries per destination by result "
+                                        "(delivered, retried, failed, dropped)", ["destination", "result"], registry=r)
+        self.alert_records_skipped = Counter("logshield_alert_records_skipped", "Records not rated: late (their "
+                                             "window had closed) or future (clock skew)", ["reason"], registry=r)
+        self.alert_records_untimed = Counter("logshield_alert_records_untimed", "Records rated at the time they "
+                                             "were shipped: no line of their batch had an event time", registry=r)
+        self.alert_keys = Gauge("logshield_alert_keys", "Keys with a learned baseline", ["dimension"], registry=r)
+        self.alert_keys_evicted = Counter("logshield_alert_keys_evicted", "Keys forgotten to bound memory",
+                                          ["dimension"], registry=r)
 
 
 class Readiness:

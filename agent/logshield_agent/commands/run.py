@@ -48,6 +48,7 @@ def observers(config: AgentConfig, sink: Sink) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..alerts import alert_observers
     from ..health import AgentMetrics, HealthServer, Readiness
     from ..pipeline import Pipeline, ShipError
     from ..sources.notify import ChangeNotifier
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = AgentMetrics()
     readiness = Readiness(stale_after=max(3 * config.batch_max_age, 60.0))
     pipeline = Pipeline(config, sink, checkpointer, metrics=metrics, readiness=readiness, redactor=redactor,
-                        observers=observers(config, sink))
+                        observers=[*observers(config, sink), *alert_observers(config, sink, metrics)])
     with sink:
         if getattr(args, "once", False):
             try:
