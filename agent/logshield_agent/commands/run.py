@@ -11,6 +11,7 @@ from typing import Any
 
 from .._log import sanitize
 from ..config import AgentConfig
+from ..health import AgentMetrics
 from ..sinks import Sink, SinkError
 from ..sources.checkpoint import Checkpointer, CheckpointError
 from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, config_or_exit, fail, sink_or_exit
@@ -25,8 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ship everything readable now, wait for the store's acknowledgement, exit")
 
 
-def observers(config: AgentConfig, sink: Sink) -> list[Any]:
-    """What follows the data path: the digest writer (evidence), when enabled."""
+def observers(config: AgentConfig, sink: Sink, metrics: AgentMetrics) -> list[Any]:
+    """What follows the data path, each when enabled: the digest writer (evidence), then anomaly alerts."""
+    from ..alerts import alert_observers
+
     found: list[Any] = []
     if config.digest == "on":
         from ..audit import DigestKey, DigestWriter
@@ -44,12 +47,12 @@ def observers(config: AgentConfig, sink: Sink) -> list[Any]:
                                "fingerprint": key.fingerprint})
         found.append(DigestWriter(sink, config.state_dir, host=config.host, key=key,
                                   interval=config.digest_interval))
+    found.extend(alert_observers(config, sink, metrics))
     return found
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..alerts import alert_observers
-    from ..health import AgentMetrics, HealthServer, Readiness
+    from ..health import HealthServer, Readiness
     from ..pipeline import Pipeline, ShipError
     from ..sources.notify import ChangeNotifier
     from ..transforms.redact import build_redactor
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = AgentMetrics()
     readiness = Readiness(stale_after=max(3 * config.batch_max_age, 60.0))
     pipeline = Pipeline(config, sink, checkpointer, metrics=metrics, readiness=readiness, redactor=redactor,
-                        observers=[*observers(config, sink), *alert_observers(config, sink, metrics)])
+                        observers=observers(config, sink, metrics))
     with sink:
         if getattr(args, "once", False):
             try:
