@@ -7,14 +7,16 @@ import contextlib
 import logging
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._log import sanitize
 from ..config import AgentConfig
-from ..health import AgentMetrics
 from ..sinks import Sink, SinkError
 from ..sources.checkpoint import Checkpointer, CheckpointError
 from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, config_or_exit, fail, sink_or_exit
+
+if TYPE_CHECKING:
+    from ..health import AgentMetrics
 
 HELP = "tail the files and ship them (the default command)"
 
@@ -52,7 +54,7 @@ def observers(config: AgentConfig, sink: Sink, metrics: AgentMetrics) -> list[An
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..health import HealthServer, Readiness
+    from ..health import AgentMetrics, HealthServer, Readiness
     from ..pipeline import Pipeline, ShipError
     from ..sources.notify import ChangeNotifier
     from ..transforms.redact import build_redactor
