@@ -37,6 +37,9 @@ MAX_DEPTH = 32
 
 _PHONE_KEY = re.compile(r"phone|tel(?!l)|mobile|cell(?!s)|fax|msisdn|whatsapp|sms")
 _SSN_KEY = re.compile(r"ssn|socialsecurity|taxid|^tin$|nationalid")
+#: One of these is in every normalised key ``_key_hint`` gives a hint for.
+_HINT_WORDS = ("phone", "tel", "mobile", "cell", "fax", "msisdn", "whatsapp", "sms", "ssn", "socialsecurity", "taxid",
+               "tin", "nationalid")
 _KEY_SPLIT = re.compile(r"[^a-z0-9]+")
 _JSON_KEY = re.compile(r'"([^"\\]{1,80})"\s*:')
 
@@ -128,7 +131,7 @@ class Redactor:
 
     def __init__(self, config: RedactionConfig) -> None:
         self.config = config
-        self._engine = DetectionEngine(config)
+        self._engine = DetectionEngine(config, key_words=_HINT_WORDS)
         self._operators = Operators(config)
         self._keys = self._engine.key_matcher if "SECRET" in self._engine.entities else None
         self._cache: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
@@ -164,10 +167,16 @@ class Redactor:
         with self._lock:
             wanted: dict[tuple[str, str | None], None] = {}
             for value in values:
-                self._collect(value, None, 0, wanted)
+                if type(value) is str:  # the common values first: a message, an absent exception
+                    wanted[(value, None)] = None
+                elif value is not None:
+                    self._collect(value, None, 0, wanted)
             found = self._detect(list(wanted))
-            results = []
+            results: list[tuple[Any, RedactionSummary]] = []
             for value in values:
+                if value is None or (type(value) is str and not found[(value, None)]):
+                    results.append((value, NOTHING_FOUND))
+                    continue
                 hits: list[tuple[str, str]] = []
                 results.append((self._rebuild(value, None, 0, found, hits), RedactionSummary.of(hits)))
             return results
@@ -183,6 +192,24 @@ class Redactor:
         if "\\" in text or self._engine.could_match(text):
             return True
         return self._keys_need_redaction(tuple(_JSON_KEY.findall(text)))
+
+    def lines_need_redaction(self, lines: Sequence[bytes]) -> list[bool]:
+        """:meth:`line_needs_redaction` for many lines (UTF-8 bytes, newline-terminated or not), with the same answers,
+        in one pass of the scanner over them all: a line nothing matched is decided without being decoded."""
+        engine = self._engine
+        out: list[bool] = []
+        for line, ids in zip(lines, engine.scan_lines(lines), strict=True):
+            if ids is None or b"\\" in line:
+                out.append(self.line_needs_redaction(_line_text(line)))
+            elif ids and engine.gates_open(ids):
+                out.append(True)
+            elif ids or engine.ner_available:
+                text = _line_text(line)
+                out.append(bool(ids) and self._keys_need_redaction(tuple(_JSON_KEY.findall(text)))
+                           or engine.ner_could_match(text))
+            else:
+                out.append(False)
+        return out
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - lines of one producer share a few key sets; bounded
     def _keys_need_redaction(self, keys: tuple[str, ...]) -> bool:
@@ -208,10 +235,15 @@ class Redactor:
         elif isinstance(value, (bytes, bytearray)):
             out[(bytes(value).decode("utf-8", errors="replace"), hint)] = None
         elif isinstance(value, Mapping) and depth < MAX_DEPTH:
+            secret_key = self._secret_key
             for key, item in value.items():
-                key_text = key if isinstance(key, str) else str(key)
+                key_text = key if type(key) is str else str(key)
                 out[(key_text, None)] = None
-                if self._secret_key(key) is None:
+                if secret_key(key) is not None:
+                    continue
+                if type(item) is str:  # most values: no recursion
+                    out[(item, _key_hint(key_text))] = None
+                elif item is not None:
                     self._collect(item, _key_hint(key_text), depth + 1, out)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             for item in value:
@@ -234,16 +266,28 @@ class Redactor:
             return self._apply(text, found[(text, hint)], summary)
         if isinstance(value, Mapping) and depth < MAX_DEPTH:
             result: dict[Any, Any] = {}
+            secret_key = self._secret_key
+            renamed = False  # original keys are unique: only a redacted key can collide with another
             for key, item in value.items():
-                key_text = key if isinstance(key, str) else str(key)
+                key_text = key if type(key) is str else str(key)
                 key_findings = found[(key_text, None)]
-                new_key = self._apply(key_text, key_findings, summary) if key_findings else key
-                while new_key in result:  # two redacted keys collide: keep both values
-                    new_key = f"{new_key}~"
-                secret = self._secret_key(key)
+                if key_findings:
+                    new_key = self._apply(key_text, key_findings, summary)
+                    renamed = True
+                else:
+                    new_key = key
+                if renamed:
+                    while new_key in result:  # two keys collide after redaction: keep both values
+                        new_key = f"{new_key}~"
+                secret = secret_key(key)
                 if secret is not None:
                     result[new_key] = self._operators.apply("SECRET", _as_text(item))
                     summary.append(("SECRET", f"key:{secret}"))
+                elif item is None:
+                    result[new_key] = None
+                elif type(item) is str:  # most values: no recursion
+                    findings = found[(item, _key_hint(key_text))]
+                    result[new_key] = self._apply(item, findings, summary) if findings else item
                 else:
                     result[new_key] = self._rebuild(item, _key_hint(key_text), depth + 1, found, summary)
             return result
@@ -280,9 +324,14 @@ class Redactor:
             planned: list[bool] = []
             results = self._engine.detect(texts, planned)
             for item, text, findings, worked in zip(todo, texts, results, planned, strict=True):
-                shift = len(text) - len(item[0])
-                kept = tuple(Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.rule)
-                             for f in findings if f.start >= shift)
+                if not findings:
+                    kept: _Findings = ()
+                elif item[1] is None:
+                    kept = tuple(findings)
+                else:  # found in "hint: text": back to offsets in text, dropping anything in the hint
+                    shift = len(text) - len(item[0])
+                    kept = tuple(Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.rule)
+                                 for f in findings if f.start >= shift)
                 found[item] = kept
                 self._remember(item, kept, costly=worked)
         return found
@@ -296,6 +345,11 @@ class Redactor:
         cache[item] = findings
         if len(cache) > size:
             cache.popitem(last=False)
+
+
+def _line_text(line: bytes) -> str:
+    """A log line as text, without its newline; bytes that are not UTF-8 kept as surrogates (reversible)."""
+    return (line[:-1] if line.endswith(b"\n") else line).decode("utf-8", errors="surrogateescape")
 
 
 def _as_text(value: Any) -> str:

@@ -17,6 +17,7 @@ from ._base import SECRET_ENTITIES, Gate
 from ._keys import SecretKeyMatcher
 from ._nlp import NER_ENTITIES, LogSpacyRecognizer, OfflineSpacyNlpEngine, find_installed_model, ner_candidate
 from ._recognizers import build_pattern_recognizers
+from ._scan import build_scanner
 
 __all__ = ["SUPPORTED_ENTITIES", "DetectionEngine", "Finding"]
 
@@ -53,7 +54,9 @@ class _NoContextEnhancer(ContextAwareEnhancer):
 class DetectionEngine:
     """Finds entities in many texts at once; the only object that talks to Presidio and spaCy."""
 
-    def __init__(self, config: RedactionConfig) -> None:
+    def __init__(self, config: RedactionConfig, *, key_words: Iterable[str] = ()) -> None:
+        """``key_words``: lower-case words that make a JSON key worth a look (see :meth:`scan_lines`), besides those
+        of secret key names."""
         self.config = config
         wanted = SUPPORTED_ENTITIES if config.entities is None else SUPPORTED_ENTITIES & config.entities
         self.entities = frozenset(wanted)
@@ -62,6 +65,13 @@ class DetectionEngine:
                        if r.supported_entities[0] in self.entities]
         self._gates: list[tuple[Gate, str]] = [(g, r.supported_entities[0]) for r in recognizers for g in r.gates]
         self._prefilter = Prefilter(g for g, _ in self._gates)
+        #: The id :meth:`scan_lines` reports for a JSON key containing one of ``key_words``.
+        self.key_id = len(self._gates)
+        alternatives = [(index, alt, lowered) for index, (gate, _) in enumerate(self._gates)
+                        for alts, lowered in (gate.prefilter(),) for alt in alts]
+        words = sorted({*key_words, *self.key_matcher.words})
+        alternatives += [(self.key_id, _json_key_pattern(word), True) for word in words]
+        self._scanner = build_scanner(alternatives)
         self._rules: dict[str, str] = {r.name: r.rule_id for r in recognizers}
         self._allow_values = config.allow_values
         self._allow_patterns = [re.compile(p) for p in config.allow_patterns]
@@ -113,6 +123,22 @@ class DetectionEngine:
         """False when no recognizer can find anything in ``text`` (the cheap gates all stay shut)."""
         return self._prefilter.passes(text, text.lower()) or (self.ner_available and ner_candidate(text))
 
+    def scan_lines(self, lines: Sequence[bytes]) -> list[set[int] | None]:
+        """Per line, in one pass: the indices of the gates whose pre-filter matched, plus :attr:`key_id` when a JSON
+        key (``"…":``) contains one of the ``key_words`` (separators inside the word allowed: ``p_w_d``); None for a
+        line that was not scanned (not ASCII, or no Hyperscan) — use :meth:`could_match` on it."""
+        if self._scanner is None:
+            return [None] * len(lines)
+        return self._scanner.scan_lines(lines)
+
+    def ner_could_match(self, text: str) -> bool:
+        """True when NER is on and ``text`` has a capitalised word that is not a common log word."""
+        return self.ner_available and ner_candidate(text)
+
+    def gates_open(self, ids: Iterable[int]) -> bool:
+        """Whether ``ids`` from :meth:`scan_lines` include a gate's (not only a JSON key's)."""
+        return any(ident != self.key_id for ident in ids)
+
     def plan(self, text: str) -> list[str]:
         """The entity types worth looking for in ``text``; empty when nothing could match (no Presidio call)."""
         entities: list[str] = []
@@ -133,10 +159,11 @@ class DetectionEngine:
             planned[:] = [False] * len(texts)
         plans: list[tuple[int, list[str]]] = []
         ner_indices: list[int] = []
-        for i, text in enumerate(texts):
+        scanned = self._scanner.scan_texts(texts) if self._scanner is not None else [None] * len(texts)
+        for i, (text, ids) in enumerate(zip(texts, scanned, strict=True)):
             if not text:
                 continue
-            entities = self.plan(text)
+            entities = self.plan(text) if ids is None else self._plan_scanned(text, ids)
             if self.ner_entities and self.ner_entities[-1] in entities:
                 ner_indices.append(i)
             if entities:
@@ -160,6 +187,22 @@ class DetectionEngine:
             out[i] = self._resolve(texts[i], results)
         return out
 
+    def _plan_scanned(self, text: str, ids: set[int]) -> list[str]:
+        """:meth:`plan` for a text the scanner has seen: only the gates whose pre-filter matched are checked."""
+        entities: list[str] = []
+        if ids:
+            lowered = text.lower()
+            gates = self._gates
+            for index in sorted(ids):
+                if index == self.key_id:
+                    continue
+                gate, entity = gates[index]
+                if (not entities or entities[-1] != entity) and gate.opens_after_prefilter(text, lowered):
+                    entities.append(entity)
+        if self.ner_available and ner_candidate(text):
+            entities.extend(self.ner_entities)
+        return entities
+
     def _run_patterns(self, text: str, entities: list[str], threshold: float) -> list[RecognizerResult]:
         """What ``AnalyzerEngine.analyze`` returns for pattern entities, without its per-call overhead."""
         results: list[RecognizerResult] = []
@@ -171,7 +214,7 @@ class DetectionEngine:
                             r.recognition_metadata = {RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
                                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id}
                         results.append(r)
-        return EntityRecognizer.remove_duplicates(results)
+        return _without_duplicates(results)
 
     # ----------------------------------------------------------------------------------------- helpers
 
@@ -204,6 +247,23 @@ class DetectionEngine:
         sample = ("John Smith in Paris: mail john@example.com, call +1 415-555-2671, card 4111 1111 1111 1111, "
                   "ssn 123-45-6789, ip 10.0.0.1, password=x, Bearer abcdefgh1234, eyJhbGciOi.eyJzdWIiOi.x")
         self.detect([sample])
+
+
+def _without_duplicates(results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """``EntityRecognizer.remove_duplicates``, skipped when there is nothing to compare (the usual case)."""
+    if not results or (len(results) == 1 and results[0].score > 0):
+        return results
+    if len({r.entity_type for r in results}) == len(results) and all(r.score > 0 for r in results):
+        # No two of one type, so none contains another of its type: remove_duplicates would only sort them.
+        return sorted(results, key=lambda r: (-r.score, r.start, -(r.end - r.start)))
+    return EntityRecognizer.remove_duplicates(results)
+
+
+def _json_key_pattern(word: str) -> str:
+    """A JSON key (``"…":``) whose letters and digits, read without separators, contain ``word``: the keys a
+    :class:`~presidio_logshield.detection.SecretKeyMatcher` or a key hint could act on (``p_w_d`` is ``pwd``)."""
+    gap = r'[^A-Za-z0-9"\\]*'
+    return r'"[^"\\]*' + gap.join(re.escape(ch) for ch in word) + r'[^"\\]*"\s*:'
 
 
 _LEAD = re.compile(r"\\[dDsSwW]|\\[^A-Za-z0-9]|\[(?:\\.|[^\]\\])+\]|[^\\\[\](){}|?*+.^$]")
