@@ -9,6 +9,7 @@ Every line has the same top-level shape — ``timestamp`` (RFC 3339, UTC), ``lev
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -30,9 +31,27 @@ __all__ = [
 _PARTS = 5  # values per snapshot handed to the redactor: message, extra, context, exception, stack_info
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_second: tuple[float, str] = (math.nan, "")  # the last whole second formatted, and its text
+
+
 def rfc3339(created: float) -> str:
-    return datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z")
+    """``2026-11-23T10:00:01.123456Z``: what ``datetime.fromtimestamp(created, timezone.utc).isoformat()`` gives
+    (microseconds rounded half to even, like ``datetime``), with the date and time formatted once per second."""
+    global _second
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        whole += 1
+    elif micros < 0:
+        micros += 1_000_000
+        whole -= 1
+    cached_whole, prefix = _second
+    if whole != cached_whole:
+        prefix = datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, prefix)  # one tuple, replaced whole: safe to read from any thread
+    return f"{prefix}.{micros:06d}Z"
 
 
 def _header(created: float, level: str, logger: str, message: Any, service: str, host: str, pid: int | None,
@@ -92,15 +111,18 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
     """Assemble documents from snapshots and the redactor's results for :func:`redaction_inputs`."""
     docs = []
     for index, snap in enumerate(snaps):
-        parts = redacted[index * _PARTS:(index + 1) * _PARTS]
+        base = index * _PARTS
+        parts = redacted[base:base + _PARTS]
         (message, _), (extra, _), (context, _), (exc, _), (stack, _) = parts
-        if isinstance(message, dict):  # a dict message: its keys become fields, like python-json-logger
-            doc = _base(snap, service, host, "")
+        dict_message = isinstance(message, dict)  # its keys become fields, like python-json-logger
+        doc = _header(snap.created, snap.levelname, snap.name, "" if dict_message else message, service, host,
+                      snap.process, snap.thread_name)
+        if dict_message:
             _merge(doc, message)
-        else:
-            doc = _base(snap, service, host, message)
-        _merge(doc, context)
-        _merge(doc, extra)
+        if context:
+            _merge(doc, context)
+        if extra:
+            _merge(doc, extra)
         if exc is not None:
             doc["exception"] = exc
         if stack is not None:
@@ -126,8 +148,7 @@ def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error:
 
 def encode(doc: dict[str, Any]) -> bytes:
     """One JSON line (no newline) as UTF-8; a lone surrogate becomes a visible escape, never an error."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8",
-                                                                                         "backslashreplace")
+    return _ENCODER.encode(doc).encode("utf-8", "backslashreplace")
 
 
 def encode_lines(docs: Iterable[dict[str, Any]]) -> bytes:

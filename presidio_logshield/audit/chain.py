@@ -47,7 +47,7 @@ def _link(key: bytes | None, previous: str, body: bytes) -> str:
     message = previous.encode() + b"\n" + body
     if key is None:
         return hashlib.sha256(message).hexdigest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()  # one C call: hmac.new(...).hexdigest(), faster
 
 
 @dataclass(frozen=True)
