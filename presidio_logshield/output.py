@@ -9,6 +9,7 @@ Every line has the same top-level shape — ``timestamp`` (RFC 3339, UTC), ``lev
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 import os
 import time
@@ -32,6 +33,10 @@ _PARTS = 5  # values per snapshot handed to the redactor: message, extra, contex
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+#: What ``_ENCODER.encode`` builds on every call, built once: the C encoder (no circular-reference markers — every
+#: document is a fresh tree from the redactor, so a cycle cannot occur; one would end in RecursionError, fail-closed).
+_C_ENCODE = (json.encoder.c_make_encoder(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+             if json.encoder.c_make_encoder is not None else None)
 _second: tuple[float, str] = (math.nan, "")  # the last whole second formatted, and its text
 
 
@@ -148,7 +153,8 @@ def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error:
 
 def encode(doc: dict[str, Any]) -> bytes:
     """One JSON line (no newline) as UTF-8; a lone surrogate becomes a visible escape, never an error."""
-    return _ENCODER.encode(doc).encode("utf-8", "backslashreplace")
+    text = "".join(_C_ENCODE(doc, 0)) if _C_ENCODE is not None else _ENCODER.encode(doc)
+    return text.encode("utf-8", "backslashreplace")
 
 
 def encode_lines(docs: Iterable[dict[str, Any]]) -> bytes:

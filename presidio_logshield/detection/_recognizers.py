@@ -81,10 +81,22 @@ def _ssn(text: str, match: re.Match[str]) -> float | None:
 _VERSION_CONTEXT = re.compile(r"(?:version|ver|release|build|firmware|v|rev|revision|protocol|oid)[\s:=_/-]*$")
 
 
+def _valid_ipv4(value: str) -> bool:
+    """``ipaddress.IPv4Address(value)`` would accept it (four ASCII decimal octets <= 255, no leading zeros),
+    without building the object and its exception: a third of the cost of a line with an address."""
+    octets = value.split(".")
+    if len(octets) != 4:
+        return False
+    for octet in octets:
+        if not octet or len(octet) > 3 or not (octet.isascii() and octet.isdigit()):
+            return False
+        if (octet[0] == "0" and octet != "0") or int(octet) > 255:
+            return False
+    return True
+
+
 def _ipv4(text: str, match: re.Match[str]) -> float | None:
-    try:
-        ipaddress.IPv4Address(match.group("ip"))
-    except ValueError:
+    if not _valid_ipv4(match.group("ip")):
         return None
     if _VERSION_CONTEXT.search(before(text, match, 20)):
         return None

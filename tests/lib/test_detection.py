@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from presidio_logshield.config import RedactionConfig
 from presidio_logshield.detection import DetectionEngine, SecretKeyMatcher
+from presidio_logshield.detection._recognizers import _valid_ipv4
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +112,33 @@ class TestNer:
             eng = DetectionEngine(RedactionConfig(detection="full", spacy_model="xx_not_installed_model"))
         assert not eng.ner_available
         assert _found(eng, "mail bob@example.com") == [("EMAIL_ADDRESS", "bob@example.com")]
+
+
+class TestIpv4Validation:
+    @given(st.lists(st.text(alphabet="0123456789\u0663", min_size=0, max_size=4), min_size=1, max_size=5))
+    def test_same_verdict_as_ipaddress(self, octets: list[str]) -> None:
+        """The IPv4 check accepts exactly what ``ipaddress.IPv4Address`` accepts (leading zeros, > 255, non-ASCII)."""
+        value = ".".join(octets)
+        try:
+            ipaddress.IPv4Address(value)
+            expected = True
+        except ValueError:
+            expected = False
+        assert _valid_ipv4(value) is expected
+
+
+class TestEmailRecognizer:
+    def test_lean_analyze_matches_presidio(self) -> None:
+        """The e-mail recognizer's own analyze returns the spans and scores Presidio's PatternRecognizer would."""
+        from presidio_analyzer import PatternRecognizer
+
+        from presidio_logshield.detection._presidio import GatedEmailRecognizer
+        from tests.lib.test_leaks_text import CASES
+
+        recognizer = GatedEmailRecognizer()
+        texts = [text for _, text, _ in CASES] + ["a@b", "x@y.co and z@w.io", "mail: first.last+tag@sub.example.org.",
+                                                   "@@@", "user@host.c0m"]
+        for text in texts:
+            lean = [(r.start, r.end, r.score) for r in recognizer.analyze(text, ["EMAIL_ADDRESS"])]
+            full = [(r.start, r.end, r.score) for r in PatternRecognizer.analyze(recognizer, text, ["EMAIL_ADDRESS"])]
+            assert sorted(lean) == sorted(full), text

@@ -1,15 +1,17 @@
-"""The format step's timestamps: formatted once per second, identical to ``datetime``'s RFC 3339."""
+"""The format step: timestamps formatted once per second and one reused JSON encoder, byte-identical to the stdlib."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import datetime, timezone
+from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from presidio_logshield.output import rfc3339
+from presidio_logshield.output import encode, rfc3339
 
 
 def _reference(created: float) -> str:
@@ -35,3 +37,22 @@ class TestRfc3339:
         assert rfc3339(1764000000.25) == "2025-11-24T16:00:00.250000Z"
         assert rfc3339(1764000000.5) == "2025-11-24T16:00:00.500000Z"
         assert rfc3339(1764000001.0) == "2025-11-24T16:00:01.000000Z"
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20)
+
+
+class TestEncode:
+    @given(st.dictionaries(st.text(max_size=8), _json_values, max_size=6))
+    def test_same_bytes_as_json_dumps(self, doc: dict) -> None:
+        """A document encodes to the bytes ``json.dumps(..., ensure_ascii=False, compact)`` gives (NaN, surrogates
+        and all), so chained lines stay verifiable by any JSON tool."""
+        expected = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
+        assert encode(doc) == expected.encode("utf-8", "backslashreplace")
+
+    def test_other_objects_become_their_text(self) -> None:
+        """Values JSON has no type for are written as ``str(value)``, tuples as lists, int keys as strings."""
+        assert encode({"t": (1, 2), 5: "k", "d": Decimal("1.5")}) == b'{"t":[1,2],"5":"k","d":"1.5"}'
