@@ -197,18 +197,20 @@ class Redactor:
         """:meth:`line_needs_redaction` for many lines (UTF-8 bytes, newline-terminated or not), with the same answers,
         in one pass of the scanner over them all: a line nothing matched is decided without being decoded."""
         engine = self._engine
-        out: list[bool] = []
-        for line, ids in zip(lines, engine.scan_lines(lines), strict=True):
-            if ids is None or b"\\" in line:
-                out.append(self.line_needs_redaction(_line_text(line)))
+        found = engine.scan_lines(lines)
+        out = [False] * len(lines)
+        candidates = range(len(lines)) if engine.ner_available else [
+            i for i, ids in enumerate(found) if ids is None or ids]  # the rest: nothing matched, no NER
+        for index in candidates:
+            ids = found[index]
+            if ids is None:  # not scanned (not ASCII, an escape sequence, no Hyperscan): decided as one line
+                out[index] = self.line_needs_redaction(_line_text(lines[index]))
             elif ids and engine.gates_open(ids):
-                out.append(True)
-            elif ids or engine.ner_available:
-                text = _line_text(line)
-                out.append(bool(ids) and self._keys_need_redaction(tuple(_JSON_KEY.findall(text)))
-                           or engine.ner_could_match(text))
+                out[index] = True
             else:
-                out.append(False)
+                text = _line_text(lines[index])
+                out[index] = (bool(ids) and self._keys_need_redaction(tuple(_JSON_KEY.findall(text)))
+                              or engine.ner_could_match(text))
         return out
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - lines of one producer share a few key sets; bounded

@@ -17,7 +17,7 @@ from ._base import SECRET_ENTITIES, Gate
 from ._keys import SecretKeyMatcher
 from ._nlp import NER_ENTITIES, LogSpacyRecognizer, OfflineSpacyNlpEngine, find_installed_model, ner_candidate
 from ._recognizers import build_pattern_recognizers
-from ._scan import build_scanner
+from ._scan import build_scanner, build_word_scanner
 
 __all__ = ["SUPPORTED_ENTITIES", "DetectionEngine", "Finding"]
 
@@ -67,11 +67,9 @@ class DetectionEngine:
         self._prefilter = Prefilter(g for g, _ in self._gates)
         #: The id :meth:`scan_lines` reports for a JSON key containing one of ``key_words``.
         self.key_id = len(self._gates)
-        alternatives = [(index, alt, lowered) for index, (gate, _) in enumerate(self._gates)
-                        for alts, lowered in (gate.prefilter(),) for alt in alts]
-        words = sorted({*key_words, *self.key_matcher.words})
-        alternatives += [(self.key_id, _json_key_pattern(word), True) for word in words]
-        self._scanner = build_scanner(alternatives)
+        self._scanner = build_scanner([(index, alt, lowered) for index, (gate, _) in enumerate(self._gates)
+                                       for alts, lowered in (gate.prefilter(),) for alt in alts])
+        self._key_words = build_word_scanner(sorted({*key_words, *self.key_matcher.words}))
         self._rules: dict[str, str] = {r.name: r.rule_id for r in recognizers}
         self._allow_values = config.allow_values
         self._allow_patterns = [re.compile(p) for p in config.allow_patterns]
@@ -124,12 +122,26 @@ class DetectionEngine:
         return self._prefilter.passes(text, text.lower()) or (self.ner_available and ner_candidate(text))
 
     def scan_lines(self, lines: Sequence[bytes]) -> list[set[int] | None]:
-        """Per line, in one pass: the indices of the gates whose pre-filter matched, plus :attr:`key_id` when a JSON
-        key (``"…":``) contains one of the ``key_words`` (separators inside the word allowed: ``p_w_d``); None for a
-        line that was not scanned (not ASCII, or no Hyperscan) — use :meth:`could_match` on it."""
-        if self._scanner is None:
+        """Per line, in one pass: the indices of the gates whose pre-filter matched, plus :attr:`key_id` when the line
+        may hold a JSON key whose letters and digits contain one of the ``key_words`` (``p_w_d`` is ``pwd``); None for
+        a line that was not scanned (not ASCII, a backslash — an escape can hide any character —, or no Hyperscan):
+        use :meth:`could_match` on it."""
+        if self._scanner is None or self._key_words is None:
             return [None] * len(lines)
-        return self._scanner.scan_lines(lines)
+        buffer = b"\n".join(lines)
+        found = self._scanner.scan_lines(lines, buffer)
+        with_words = self._key_words.lines_with_words(lines, buffer)
+        if with_words is None:
+            return [None] * len(lines)
+        for index in with_words:
+            ids = found[index]
+            if ids is not None:
+                found[index] = ids | {self.key_id}
+        if b"\\" in buffer:
+            for index, line in enumerate(lines):
+                if b"\\" in line:
+                    found[index] = None
+        return found
 
     def ner_could_match(self, text: str) -> bool:
         """True when NER is on and ``text`` has a capitalised word that is not a common log word."""
@@ -257,13 +269,6 @@ def _without_duplicates(results: list[RecognizerResult]) -> list[RecognizerResul
         # No two of one type, so none contains another of its type: remove_duplicates would only sort them.
         return sorted(results, key=lambda r: (-r.score, r.start, -(r.end - r.start)))
     return EntityRecognizer.remove_duplicates(results)
-
-
-def _json_key_pattern(word: str) -> str:
-    """A JSON key (``"…":``) whose letters and digits, read without separators, contain ``word``: the keys a
-    :class:`~presidio_logshield.detection.SecretKeyMatcher` or a key hint could act on (``p_w_d`` is ``pwd``)."""
-    gap = r'[^A-Za-z0-9"\\]*'
-    return r'"[^"\\]*' + gap.join(re.escape(ch) for ch in word) + r'[^"\\]*"\s*:'
 
 
 _LEAD = re.compile(r"\\[dDsSwW]|\\[^A-Za-z0-9]|\[(?:\\.|[^\]\\])+\]|[^\\\[\](){}|?*+.^$]")

@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
-__all__ = ["GateScanner", "build_scanner"]
+__all__ = ["GateScanner", "WordScanner", "build_scanner", "build_word_scanner"]
 
 logger = logging.getLogger("presidio_logshield.detection")
 
@@ -72,38 +72,41 @@ def _translate(pattern: str) -> str:
     return "".join(out)
 
 
-class GateScanner:
-    """Scans a batch of ASCII texts (or newline-terminated lines) for many patterns at once.
-
-    ``alternatives`` are ``(id, python regex, caseless)``; a text's result is the set of ids that matched in it.
-    Thread-safe: each thread scans with its own Hyperscan scratch space.
-    """
+class _Database:
+    """A compiled Hyperscan database; each thread scans with its own scratch space."""
 
     def __init__(self, database: object, hyperscan: object) -> None:
         self._db = database
         self._hs = hyperscan
         self._local = threading.local()
 
-    def _scratch(self) -> object:
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = self._hs.Scratch(self._db)  # type: ignore[attr-defined]
-        return scratch
-
-    def _scan(self, buffer: bytes, ends: list[int]) -> list[set[int] | None]:
-        """Ids per segment of ``buffer`` (segment ``i`` ends before offset ``ends[i]``); all None when the scan was
-        stopped by a flood of matches."""
+    def _matches(self, buffer: bytes, limit: int) -> list[tuple[int, int]] | None:
+        """Every ``(id, end offset)`` in ``buffer``, in the order reported; None after more than ``limit``."""
         hits: list[tuple[int, int]] = []
         add = hits.append
-        limit = _MAX_HITS + 4 * len(ends)
 
         def on_match(ident: int, start: int, end: int, flags: int, context: object) -> bool:
             add((ident, end))
             return len(hits) > limit  # True stops the scan
 
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)  # type: ignore[attr-defined]
         try:
-            self._db.scan(buffer, match_event_handler=on_match, scratch=self._scratch())  # type: ignore[attr-defined]
+            self._db.scan(buffer, match_event_handler=on_match, scratch=scratch)  # type: ignore[attr-defined]
         except self._hs.ScanTerminated:  # type: ignore[attr-defined]
+            return None
+        return hits
+
+
+class GateScanner(_Database):
+    """Scans a batch of ASCII texts (or lines) for many patterns at once: per text, the set of ids that matched."""
+
+    def _scan(self, buffer: bytes, ends: list[int]) -> list[set[int] | None]:
+        """Ids per segment of ``buffer`` (segment ``i`` ends before offset ``ends[i]``); all None when the scan was
+        stopped by a flood of matches."""
+        hits = self._matches(buffer, _MAX_HITS + 4 * len(ends))
+        if hits is None:
             return [None] * len(ends)
         empty: set[int] = set()
         found: list[set[int] | None] = [empty] * len(ends)  # the shared empty set is never mutated, only replaced
@@ -131,9 +134,9 @@ class GateScanner:
             result[index] = ids
         return result
 
-    def scan_lines(self, lines: Sequence[bytes]) -> list[set[int] | None]:
-        """Per line (bytes, ``\\n``-terminated or not): like :meth:`scan_texts`; None for a line that is not ASCII."""
-        buffer = b"\n".join(lines)
+    def scan_lines(self, lines: Sequence[bytes], buffer: bytes) -> list[set[int] | None]:
+        """Per line of ``buffer`` (``b"\\n".join(lines)``): like :meth:`scan_texts`; None for a line that is not
+        ASCII."""
         ends = list(itertools.accumulate(len(line) + 1 for line in lines))
         found = self._scan(buffer, ends)
         if not buffer.isascii():
@@ -143,20 +146,56 @@ class GateScanner:
         return found
 
 
-@functools.lru_cache(maxsize=16)
-def _compile(alternatives: tuple[tuple[int, str, bool], ...]) -> object | None:
+#: Every byte but ASCII letters, digits, the double quote and the newline.
+_SEPARATORS = bytes(b for b in range(256) if not (chr(b).isascii() and chr(b).isalnum()) and b not in b'"\n')
+
+
+class WordScanner(_Database):
+    """Which lines contain one of some lower-case words, case-insensitively, once every byte but letters, digits,
+    double quotes and newlines is deleted: a JSON key ``"P_w-D"`` reads ``"PwD"`` there. Every ASCII key whose
+    letters and digits, lower-cased and read without separators, contain a word is found (and more)."""
+
+    def lines_with_words(self, lines: Sequence[bytes], buffer: bytes) -> set[int] | None:
+        """Indices of the lines of ``buffer`` (``b"\\n".join(lines)``) that may hold such a key; None after a flood
+        of matches."""
+        squeezed = buffer.translate(None, _SEPARATORS)
+        hits = self._matches(squeezed, _MAX_HITS + 4 * len(lines))
+        if hits is None:
+            return None
+        if not hits:
+            return set()
+        # Newlines survive the squeeze: line i ends with the newline number newline_ends[i] of the buffer.
+        newline_ends = list(itertools.accumulate(line.count(b"\n") + 1 for line in lines))
+        found: set[int] = set()
+        seen = position = 0
+        for end in sorted(end for _, end in hits):
+            seen += squeezed.count(b"\n", position, end)
+            position = end
+            found.add(bisect.bisect_right(newline_ends, seen))
+        return found
+
+
+def _hyperscan() -> object | None:
     try:
         import hyperscan
     except ImportError:
         logger.info("presidio_logshield: the hyperscan package is not installed; the pre-filter uses re (slower)")
         return None
+    return hyperscan
+
+
+@functools.lru_cache(maxsize=16)
+def _compile(alternatives: tuple[tuple[int, str, bool], ...]) -> object | None:
+    hyperscan = _hyperscan()
+    if hyperscan is None:
+        return None
     expressions = [_translate(pattern).encode("ascii") for _, pattern, _ in alternatives]
-    flags = [hyperscan.HS_FLAG_CASELESS if caseless else 0 for _, _, caseless in alternatives]
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    flags = [hyperscan.HS_FLAG_CASELESS if caseless else 0 for _, _, caseless in alternatives]  # type: ignore[attr-defined]
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)  # type: ignore[attr-defined]
     try:
         database.compile(expressions=expressions, ids=[ident for ident, _, _ in alternatives],
                          elements=len(expressions), flags=flags)
-    except hyperscan.error as exc:
+    except hyperscan.error as exc:  # type: ignore[attr-defined]
         logger.warning("presidio_logshield: the pre-filter could not be compiled for hyperscan (%s); using re",
                        type(exc).__name__)
         return None
@@ -171,6 +210,14 @@ def build_scanner(alternatives: Sequence[tuple[int, str, bool]]) -> GateScanner 
     database = _compile(tuple(alternatives))
     if database is None:
         return None
-    import hyperscan
+    return GateScanner(database, _hyperscan())
 
-    return GateScanner(database, hyperscan)
+
+def build_word_scanner(words: Sequence[str]) -> WordScanner | None:
+    """A :class:`WordScanner` for lower-case ASCII ``words`` (letters and digits), or None without Hyperscan."""
+    if not words or not all(word.isascii() and word.isalnum() and word.islower() for word in words):
+        return None
+    database = _compile(tuple((0, word, True) for word in sorted(set(words))))
+    if database is None:
+        return None
+    return WordScanner(database, _hyperscan())

@@ -128,13 +128,15 @@ class TestLinesNeedRedaction:
         assert redactor.lines_need_redaction(lines) == expected
 
     @settings(max_examples=300, deadline=None)
-    @given(st.lists(st.text(alphabet="aBcDeiklmnoPpSsTtWwxy_-. 19", min_size=1, max_size=14), min_size=1,
-                    max_size=4))
-    def test_any_key_spelling_is_caught(self, keys: list[str]) -> None:
-        """Keys with separators or capitals anywhere (``p_W-d``, ``Ses.sion``) get the exact key check."""
+    @given(st.lists(st.tuples(st.lists(st.text(alphabet="aBcDeiklmnoPpSsTtWwxy_-. 19:", min_size=1, max_size=14),
+                                       min_size=1, max_size=4), st.booleans()), min_size=1, max_size=5))
+    def test_any_key_spelling_is_caught(self, spec: list[tuple[list[str], bool]]) -> None:
+        """Keys with separators or capitals anywhere (``p_W-d``, ``Ses.sion``), in any line of a batch with or
+        without newlines, get the exact key check."""
         redactor = _REDACTOR
-        line = json.dumps(dict.fromkeys(keys, 1)).encode()
-        assert redactor.lines_need_redaction([line]) == [redactor.line_needs_redaction(line.decode())]
+        lines = [json.dumps(dict.fromkeys(keys, 1)).encode() + (b"\n" if newline else b"") for keys, newline in spec]
+        expected = [redactor.line_needs_redaction(line.rstrip(b"\n").decode()) for line in lines]
+        assert redactor.lines_need_redaction(lines) == expected
 
 
 _REDACTOR = Redactor(RedactionConfig(detection="patterns"))
