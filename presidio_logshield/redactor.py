@@ -32,6 +32,7 @@ __all__ = ["RedactionSummary", "Redactor"]
 CACHE_MAX_TEXT = 2048
 CACHE_SIZE = 8192
 CHEAP_CACHE_SIZE = 2048
+KEY_KINDS_SIZE = 4096
 #: Containers nested deeper than this are written as text (and that text is redacted).
 MAX_DEPTH = 32
 
@@ -136,6 +137,7 @@ class Redactor:
         self._keys = self._engine.key_matcher if "SECRET" in self._engine.entities else None
         self._cache: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
         self._cheap: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
+        self._key_kinds: dict[str, tuple[str, str | None, str | None]] = {}
         self._lock = threading.Lock()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (r := ref()) is not None and r._after_fork())
@@ -227,6 +229,19 @@ class Redactor:
     def _secret_key(self, key: Any) -> str | None:
         return self._keys.match(key) if self._keys is not None and isinstance(key, str) else None
 
+    def _key_kind(self, key: Any) -> tuple[str, str | None, str | None]:
+        """``(text, secret name or None, hint or None)`` of a dict key; memoised for string keys (one dict look-up
+        instead of two cached calls, twice per key of every record)."""
+        if type(key) is str:
+            kind = self._key_kinds.get(key)
+            if kind is None:
+                if len(self._key_kinds) >= KEY_KINDS_SIZE:
+                    self._key_kinds.clear()  # keys of a producer are few; a flood of random keys just starts over
+                kind = self._key_kinds[key] = (key, self._secret_key(key), _key_hint(key))
+            return kind
+        text = key if isinstance(key, str) else str(key)
+        return text, self._secret_key(key), _key_hint(text)
+
     def _collect(self, value: Any, hint: str | None, depth: int, out: dict[tuple[str, str | None], None]) -> None:
         if isinstance(value, str):
             out[(value, hint)] = None
@@ -237,16 +252,16 @@ class Redactor:
         elif isinstance(value, (bytes, bytearray)):
             out[(bytes(value).decode("utf-8", errors="replace"), hint)] = None
         elif isinstance(value, Mapping) and depth < MAX_DEPTH:
-            secret_key = self._secret_key
+            key_kind = self._key_kind
             for key, item in value.items():
-                key_text = key if type(key) is str else str(key)
+                key_text, secret, key_hint = key_kind(key)
                 out[(key_text, None)] = None
-                if secret_key(key) is not None:
+                if secret is not None:
                     continue
                 if type(item) is str:  # most values: no recursion
-                    out[(item, _key_hint(key_text))] = None
+                    out[(item, key_hint)] = None
                 elif item is not None:
-                    self._collect(item, _key_hint(key_text), depth + 1, out)
+                    self._collect(item, key_hint, depth + 1, out)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             for item in value:
                 self._collect(item, hint, depth + 1, out)
@@ -268,10 +283,10 @@ class Redactor:
             return self._apply(text, found[(text, hint)], summary)
         if isinstance(value, Mapping) and depth < MAX_DEPTH:
             result: dict[Any, Any] = {}
-            secret_key = self._secret_key
+            key_kind = self._key_kind
             renamed = False  # original keys are unique: only a redacted key can collide with another
             for key, item in value.items():
-                key_text = key if type(key) is str else str(key)
+                key_text, secret, key_hint = key_kind(key)
                 key_findings = found[(key_text, None)]
                 if key_findings:
                     new_key = self._apply(key_text, key_findings, summary)
@@ -281,17 +296,16 @@ class Redactor:
                 if renamed:
                     while new_key in result:  # two keys collide after redaction: keep both values
                         new_key = f"{new_key}~"
-                secret = secret_key(key)
                 if secret is not None:
                     result[new_key] = self._operators.apply("SECRET", _as_text(item))
                     summary.append(("SECRET", f"key:{secret}"))
                 elif item is None:
                     result[new_key] = None
                 elif type(item) is str:  # most values: no recursion
-                    findings = found[(item, _key_hint(key_text))]
+                    findings = found[(item, key_hint)]
                     result[new_key] = self._apply(item, findings, summary) if findings else item
                 else:
-                    result[new_key] = self._rebuild(item, _key_hint(key_text), depth + 1, found, summary)
+                    result[new_key] = self._rebuild(item, key_hint, depth + 1, found, summary)
             return result
         if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             return [self._rebuild(item, hint, depth + 1, found, summary) for item in value]
@@ -325,6 +339,7 @@ class Redactor:
             texts = [text if hint is None else f"{hint}: {text}" for text, hint in todo]
             planned: list[bool] = []
             results = self._engine.detect(texts, planned)
+            scans = self._engine.scans_ascii
             for item, text, findings, worked in zip(todo, texts, results, planned, strict=True):
                 if not findings:
                     kept: _Findings = ()
@@ -335,7 +350,8 @@ class Redactor:
                     kept = tuple(Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.rule)
                                  for f in findings if f.start >= shift)
                 found[item] = kept
-                self._remember(item, kept, costly=worked)
+                if worked or not (scans and text.isascii()):  # a scanned text nothing matched costs less than a cache
+                    self._remember(item, kept, costly=worked)
         return found
 
     def _remember(self, item: tuple[str, str | None], findings: _Findings, *, costly: bool) -> None:

@@ -143,6 +143,11 @@ class DetectionEngine:
                     found[index] = None
         return found
 
+    @property
+    def scans_ascii(self) -> bool:
+        """True when :meth:`detect` rules out ASCII texts with one Hyperscan pass (cheaper than a cache look-up)."""
+        return self._scanner is not None
+
     def ner_could_match(self, text: str) -> bool:
         """True when NER is on and ``text`` has a capitalised word that is not a common log word."""
         return self.ner_available and ner_candidate(text)

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 __all__ = ["BatchRedactor", "RecordRedactor", "build_redactor"]
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps builds one per call
+
 
 class BatchRedactor(Protocol):
     def redact_batch(self, values: Sequence[Any]) -> list[tuple[Any, Any]]: ...
@@ -69,7 +71,7 @@ class RecordRedactor:
         for index, (value, summary), as_json in zip(todo, results, is_json, strict=True):
             if not summary:
                 continue  # nothing found: the original bytes, not a re-serialisation
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":")) if as_json else str(value)
+            text = _ENCODER.encode(value) if as_json else str(value)
             try:
                 raw = text.encode("utf-8", errors="surrogateescape")
             except UnicodeEncodeError:
