@@ -103,7 +103,7 @@ def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = 
         exc = snap.exception
         values.extend((
             snap.message,
-            {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else dict(snap.extra),
+            {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else snap.extra,  # never mutated
             {k: v for k, v in snap.context.items() if k not in exclude} if exclude else dict(snap.context),
             None if exc is None else {"type": exc.type, "message": exc.message, "traceback": exc.traceback},
             snap.stack_info,

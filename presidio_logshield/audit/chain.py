@@ -100,7 +100,7 @@ class RecordChain:
             doc["stream_start"] = start
         body = encode(doc)
         self.last = _link(self.key, self.last, body)
-        return body[:-1] + b',"chain":"' + self.last.encode() + b'"}'
+        return b'%b,"chain":"%b"}' % (memoryview(body)[:-1], self.last.encode())
 
 
 def split_sealed(line: bytes | str) -> tuple[bytes, str] | None:
