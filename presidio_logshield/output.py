@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .record import RecordSnapshot
+from .summary import NOTHING_FOUND
 
 __all__ = [
     "dropped_records_document",
@@ -132,7 +133,7 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
             doc["exception"] = exc
         if stack is not None:
             doc["stack_info"] = stack
-        found = [summary for _, summary in parts if summary]
+        found = [summary for _, summary in parts if summary is not NOTHING_FOUND and summary]
         if found:
             merged = type(found[0])()
             for summary in found:

@@ -17,7 +17,6 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from presidio_analyzer import AnalyzerEngine
@@ -25,6 +24,7 @@ from presidio_analyzer import AnalyzerEngine
 from .config import RedactionConfig
 from .detection import DetectionEngine, Finding
 from .operators import Operators, apply_findings
+from .summary import NOTHING_FOUND, RedactionSummary
 
 __all__ = ["RedactionSummary", "Redactor"]
 
@@ -51,62 +51,6 @@ for _name in ("presidio-analyzer", "presidio-anonymizer", "decision_process"):
         _presidio_logger.setLevel(logging.ERROR)
 
 
-@dataclass(eq=False)
-class RedactionSummary:
-    """What was redacted, as counts only — never a value."""
-
-    entities: dict[str, int] = field(default_factory=dict)
-    rules: set[str] = field(default_factory=set)
-
-    def add(self, entity_type: str, rule: str, count: int = 1) -> None:
-        self.entities[entity_type] = self.entities.get(entity_type, 0) + count
-        self.rules.add(rule)
-
-    def merge(self, other: RedactionSummary) -> None:
-        if not other.entities:
-            return
-        for entity, count in other.entities.items():
-            self.entities[entity] = self.entities.get(entity, 0) + count
-        self.rules |= other.rules
-
-    def as_dict(self) -> dict[str, Any]:
-        if not self:
-            return {}
-        return {"entities": dict(sorted(self.entities.items())), "rules": sorted(self.rules)}
-
-    def __bool__(self) -> bool:
-        return bool(self.entities)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RedactionSummary):
-            return NotImplemented
-        return self.entities == other.entities and self.rules == other.rules
-
-    __hash__ = None  # type: ignore[assignment] - mutable
-
-    @classmethod
-    def of(cls, hits: list[tuple[str, str]]) -> RedactionSummary:
-        """A summary of ``(entity type, rule)`` pairs; the shared empty summary when there are none."""
-        if not hits:
-            return NOTHING_FOUND
-        summary = cls()
-        for entity_type, rule in hits:
-            summary.add(entity_type, rule)
-        return summary
-
-
-class _NothingFound(RedactionSummary):
-    """The summary of a value with no finding, shared by all of them: read-only."""
-
-    def add(self, entity_type: str, rule: str, count: int = 1) -> None:
-        raise TypeError("the shared empty RedactionSummary is read-only; merge it into a new one")
-
-    def merge(self, other: RedactionSummary) -> None:
-        if other.entities:
-            raise TypeError("the shared empty RedactionSummary is read-only; merge it into a new one")
-
-
-NOTHING_FOUND: RedactionSummary = _NothingFound()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -243,8 +187,14 @@ class Redactor:
         return text, self._secret_key(key), _key_hint(text)
 
     def _collect(self, value: Any, hint: str | None, depth: int, out: dict[tuple[str, str | None], None]) -> None:
-        if isinstance(value, str):
+        exact_dict = type(value) is dict  # most containers: decided without the isinstance chain
+        if not exact_dict and isinstance(value, str):
             out[(value, hint)] = None
+        elif exact_dict:
+            if depth < MAX_DEPTH:
+                self._collect_items(value, depth, out)
+            else:
+                out[(_as_text(value), hint)] = None
         elif value is None or isinstance(value, bool):
             return
         elif isinstance(value, (int, float)):
@@ -252,26 +202,35 @@ class Redactor:
         elif isinstance(value, (bytes, bytearray)):
             out[(bytes(value).decode("utf-8", errors="replace"), hint)] = None
         elif isinstance(value, Mapping) and depth < MAX_DEPTH:
-            key_kind = self._key_kind
-            for key, item in value.items():
-                key_text, secret, key_hint = key_kind(key)
-                out[(key_text, None)] = None
-                if secret is not None:
-                    continue
-                if type(item) is str:  # most values: no recursion
-                    out[(item, key_hint)] = None
-                elif item is not None:
-                    self._collect(item, key_hint, depth + 1, out)
+            self._collect_items(value, depth, out)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             for item in value:
                 self._collect(item, hint, depth + 1, out)
         else:
             out[(_as_text(value), hint)] = None
 
+    def _collect_items(self, value: Mapping[Any, Any], depth: int, out: dict[tuple[str, str | None], None]) -> None:
+        key_kind = self._key_kind
+        for key, item in value.items():
+            key_text, secret, key_hint = key_kind(key)
+            out[(key_text, None)] = None
+            if secret is not None:
+                continue
+            if type(item) is str:  # most values: no recursion
+                out[(item, key_hint)] = None
+            elif item is not None:
+                self._collect(item, key_hint, depth + 1, out)
+
     def _rebuild(self, value: Any, hint: str | None, depth: int,
                  found: Mapping[tuple[str, str | None], _Findings], summary: list[tuple[str, str]]) -> Any:
-        if isinstance(value, str):
+        exact_dict = type(value) is dict  # most containers: decided without the isinstance chain
+        if not exact_dict and isinstance(value, str):
             return self._apply(value, found[(value, hint)], summary)
+        if exact_dict:
+            if depth < MAX_DEPTH:
+                return self._rebuild_items(value, depth, found, summary)
+            text = _as_text(value)
+            return self._apply(text, found[(text, hint)], summary)
         if value is None or isinstance(value, bool):
             return value
         if isinstance(value, (int, float)):
@@ -282,35 +241,39 @@ class Redactor:
             text = bytes(value).decode("utf-8", errors="replace")
             return self._apply(text, found[(text, hint)], summary)
         if isinstance(value, Mapping) and depth < MAX_DEPTH:
-            result: dict[Any, Any] = {}
-            key_kind = self._key_kind
-            renamed = False  # original keys are unique: only a redacted key can collide with another
-            for key, item in value.items():
-                key_text, secret, key_hint = key_kind(key)
-                key_findings = found[(key_text, None)]
-                if key_findings:
-                    new_key = self._apply(key_text, key_findings, summary)
-                    renamed = True
-                else:
-                    new_key = key
-                if renamed:
-                    while new_key in result:  # two keys collide after redaction: keep both values
-                        new_key = f"{new_key}~"
-                if secret is not None:
-                    result[new_key] = self._operators.apply("SECRET", _as_text(item))
-                    summary.append(("SECRET", f"key:{secret}"))
-                elif item is None:
-                    result[new_key] = None
-                elif type(item) is str:  # most values: no recursion
-                    findings = found[(item, key_hint)]
-                    result[new_key] = self._apply(item, findings, summary) if findings else item
-                else:
-                    result[new_key] = self._rebuild(item, key_hint, depth + 1, found, summary)
-            return result
+            return self._rebuild_items(value, depth, found, summary)
         if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             return [self._rebuild(item, hint, depth + 1, found, summary) for item in value]
         text = _as_text(value)
         return self._apply(text, found[(text, hint)], summary)
+
+    def _rebuild_items(self, value: Mapping[Any, Any], depth: int, found: Mapping[tuple[str, str | None], _Findings],
+                       summary: list[tuple[str, str]]) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        key_kind = self._key_kind
+        renamed = False  # original keys are unique: only a redacted key can collide with another
+        for key, item in value.items():
+            key_text, secret, key_hint = key_kind(key)
+            key_findings = found[(key_text, None)]
+            if key_findings:
+                new_key = self._apply(key_text, key_findings, summary)
+                renamed = True
+            else:
+                new_key = key
+            if renamed:
+                while new_key in result:  # two keys collide after redaction: keep both values
+                    new_key = f"{new_key}~"
+            if secret is not None:
+                result[new_key] = self._operators.apply("SECRET", _as_text(item))
+                summary.append(("SECRET", f"key:{secret}"))
+            elif item is None:
+                result[new_key] = None
+            elif type(item) is str:  # most values: no recursion
+                findings = found[(item, key_hint)]
+                result[new_key] = self._apply(item, findings, summary) if findings else item
+            else:
+                result[new_key] = self._rebuild(item, key_hint, depth + 1, found, summary)
+        return result
 
     def _apply(self, text: str, findings: _Findings, summary: list[tuple[str, str]]) -> str:
         if not findings:
