@@ -54,6 +54,11 @@ class SecretKeyMatcher:
         self.match = lru_cache(maxsize=4096)(self._match)
 
     @property
+    def extras(self) -> tuple[str, ...]:
+        """The configured extra key names, normalised."""
+        return self._extra
+
+    @property
     def words(self) -> tuple[str, ...]:
         """One of these is in every normalised key :meth:`match` accepts (:data:`KEY_WORDS` and the extras)."""
         return KEY_WORDS + self._extra

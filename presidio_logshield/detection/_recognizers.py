@@ -176,6 +176,15 @@ _KV_VALUE = (r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)*)\"|'(?P<sq>[^'\n]*)'"
              r"|(?P<bare>(?:(?i:bearer|basic|digest|negotiate|token)\s+)?[^\s,;&\"'}\])<>]+))")
 
 
+def _extra_key_gates(key_matcher: SecretKeyMatcher) -> list[Gate]:
+    """``dob=…`` in free text when ``dob`` is a configured secret key: its letters in order, separators allowed
+    between them (the matcher compares keys without separators: ``D_O_B`` is ``dob``)."""
+    if not key_matcher.extras:
+        return []
+    words = tuple("[^a-z0-9]*".join(re.escape(ch) for ch in extra) for extra in key_matcher.extras)
+    return [Gate(regex=r"[:=]", prefilter_lower=words)]
+
+
 def build_pattern_recognizers(key_matcher: SecretKeyMatcher, phone_regions: Sequence[str]) -> list[LocalRecognizer]:
     """Every tier-2 recognizer, in a fixed order (the order is part of the deterministic output)."""
 
@@ -241,7 +250,7 @@ def build_pattern_recognizers(key_matcher: SecretKeyMatcher, phone_regions: Sequ
         ], gates=[Gate(["bearer", "basic"], lower=True)]),
         RegexRecognizer("SECRET", kv_span_rules(),
                         gates=[Gate(["pass", "pwd", "secret", "token", "key", "auth", "cookie", "session",
-                                             "credential", "jwt"], r"[:=]", lower=True)]),
+                                     "credential", "jwt"], r"[:=]", lower=True), *_extra_key_gates(key_matcher)]),
         RegexRecognizer("CREDIT_CARD", [Rule("card", re.compile(
             r"(?<![\w.-])(?:\d[ -]?){11,18}\d(?![\w-]|\.\d)"), validate=_card)],
             gates=[Gate(regex=r"\d{4}[ -]?\d{4}[ -]?\d{4}")], rule_id="pattern:CREDIT_CARD"),

@@ -142,3 +142,18 @@ class TestEmailRecognizer:
             lean = [(r.start, r.end, r.score) for r in recognizer.analyze(text, ["EMAIL_ADDRESS"])]
             full = [(r.start, r.end, r.score) for r in PatternRecognizer.analyze(recognizer, text, ["EMAIL_ADDRESS"])]
             assert sorted(lean) == sorted(full), text
+
+
+class TestConfiguredSecretKeys:
+    @pytest.mark.parametrize("text", ["dob=1990-01-01 user=x", "my_dob: 1990-01-01", 'D_O_B: "1990-01-01"',
+                                      "xInternalRef=ab12cd"])
+    def test_free_text_values_are_secrets(self, text: str) -> None:
+        """A configured secret key name in free text (any case, separators anywhere) has its value replaced, like
+        the built-in names (``password=…``)."""
+        engine = DetectionEngine(RedactionConfig(detection="patterns", secret_keys=["dob", "x_internal_ref"]))
+        assert [f.entity_type for f in engine.detect([text])[0]] == ["SECRET"]
+
+    def test_without_the_setting_nothing_changes(self) -> None:
+        """The same texts keep their values when the names are not configured."""
+        engine = DetectionEngine(RedactionConfig(detection="patterns"))
+        assert engine.detect(["dob=1990-01-01 user=x", "xInternalRef=ab12cd"]) == [[], []]
