@@ -157,3 +157,27 @@ class TestConfiguredSecretKeys:
         """The same texts keep their values when the names are not configured."""
         engine = DetectionEngine(RedactionConfig(detection="patterns"))
         assert engine.detect(["dob=1990-01-01 user=x", "xInternalRef=ab12cd"]) == [[], []]
+
+
+class TestSpacedSecrets:
+    @pytest.mark.parametrize(("text", "value"), [
+        ("password is hunter2", "hunter2"),
+        ("the password was 'S3cr3t!' before", "S3cr3t!"),
+        ("mysql -u root --password hunter2; echo", "hunter2"),
+        ("--password=hunter2", "hunter2"),
+        ("deploy --api-key sk_abc123XYZ --region eu", "sk_abc123XYZ"),
+        ("token is abcd1234efgh.", "abcd1234efgh"),
+    ])
+    def test_detects(self, engine: DetectionEngine, text: str, value: str) -> None:
+        """A secret after a flag (``--password x``, ``--password=x``) or after ``is``/``was`` is found."""
+        assert ("SECRET", value) in _found(engine, text)
+
+    @pytest.mark.parametrize("text", [
+        "password is incorrect", "Password is Required.", "token is expired", "token was EXPIRED",
+        "--token-ttl 300", "--password-file /etc/pw", "--session 3", "session is 0x1f", "--password -x",
+        "visible is system.call.count", "Failed password for root from port 42393 ssh2", "key is 0x1234",
+    ])
+    def test_leaves_words_and_settings(self, engine: DetectionEngine, text: str) -> None:
+        """Words after ``is`` (``password is incorrect``), numbers after weak names, and option names that describe a
+        secret (``--password-file``) are left alone."""
+        assert [e for e, _ in _found(engine, text) if e == "SECRET"] == []
