@@ -6,7 +6,7 @@ import logging
 import re
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
@@ -29,9 +29,9 @@ PATTERN_ENTITIES = ("PRIVATE_KEY", "JWT", "URL_CREDENTIALS", "AWS_ACCESS_KEY_ID"
 SUPPORTED_ENTITIES = frozenset(PATTERN_ENTITIES) | frozenset(NER_ENTITIES)
 
 
-@dataclass(frozen=True, order=True)
-class Finding:
-    """One detected span: ``text[start:end]`` is of ``entity_type``; ``rule`` names what found it."""
+class Finding(NamedTuple):
+    """One detected span: ``text[start:end]`` is of ``entity_type``; ``rule`` names what found it. Immutable and
+    ordered by position (a named tuple: built at half the cost of a frozen dataclass, for every finding)."""
 
     start: int
     end: int
