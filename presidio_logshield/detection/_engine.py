@@ -27,6 +27,8 @@ PATTERN_ENTITIES = ("PRIVATE_KEY", "JWT", "URL_CREDENTIALS", "AWS_ACCESS_KEY_ID"
                     "API_KEY", "AUTH_TOKEN", "SECRET", "CREDIT_CARD", "US_SSN", "IP_ADDRESS",
                     "EMAIL_ADDRESS", "IBAN_CODE", "PHONE_NUMBER")
 SUPPORTED_ENTITIES = frozenset(PATTERN_ENTITIES) | frozenset(NER_ENTITIES)
+#: Lines per scan in :meth:`DetectionEngine.scan_lines` (a scan copies its chunk once or twice).
+SCAN_CHUNK_LINES = 4096
 
 
 class Finding(NamedTuple):
@@ -125,9 +127,16 @@ class DetectionEngine:
         """Per line, in one pass: the indices of the gates whose pre-filter matched, plus :attr:`key_id` when the line
         may hold a JSON key whose letters and digits contain one of the ``key_words`` (``p_w_d`` is ``pwd``); None for
         a line that was not scanned (not ASCII, a backslash — an escape can hide any character —, or no Hyperscan):
-        use :meth:`could_match` on it."""
+        use :meth:`could_match` on it. Lines are scanned in chunks, so the copies a scan needs stay small."""
         if self._scanner is None or self._key_words is None:
             return [None] * len(lines)
+        found: list[set[int] | None] = []
+        for start in range(0, len(lines), SCAN_CHUNK_LINES):
+            found += self._scan_chunk(lines[start:start + SCAN_CHUNK_LINES])
+        return found
+
+    def _scan_chunk(self, lines: Sequence[bytes]) -> list[set[int] | None]:
+        assert self._scanner is not None and self._key_words is not None
         buffer = b"\n".join(lines)
         found = self._scanner.scan_lines(lines, buffer)
         with_words = self._key_words.lines_with_words(lines, buffer)

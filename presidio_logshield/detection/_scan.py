@@ -94,7 +94,9 @@ class _Database:
             scratch = self._local.scratch = self._hs.Scratch(self._db)  # type: ignore[attr-defined]
         try:
             self._db.scan(buffer, match_event_handler=on_match, scratch=scratch)  # type: ignore[attr-defined]
-        except self._hs.ScanTerminated:  # type: ignore[attr-defined]
+        except self._hs.error as exc:  # type: ignore[attr-defined]  # ScanTerminated (the flood) or any failure
+            if not isinstance(exc, self._hs.ScanTerminated):  # type: ignore[attr-defined]
+                logger.warning("presidio_logshield: hyperscan scan failed (%s); using re", type(exc).__name__)
             return None
         return hits
 

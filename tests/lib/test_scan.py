@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from presidio_logshield.config import RedactionConfig
 from presidio_logshield.detection import DetectionEngine
+from presidio_logshield.detection._engine import SCAN_CHUNK_LINES
 from presidio_logshield.detection._scan import _translate, build_scanner
 from presidio_logshield.redactor import Redactor
 from tests.lib.test_leaks_text import CASES
@@ -125,6 +126,16 @@ class TestLinesNeedRedaction:
         lines = _json_lines() + [b'{"d_o_b": "1990-01-01"}', b'{"xInternalRef": 7}']
         expected = [redactor.line_needs_redaction(line.rstrip(b"\n").decode("utf-8", "surrogateescape"))
                     for line in lines]
+        assert redactor.lines_need_redaction(lines) == expected
+
+    def test_chunk_boundaries_lose_nothing(self) -> None:
+        """A batch longer than one scan chunk is decided line by line exactly, around every chunk boundary."""
+        redactor = _REDACTOR
+        lines = [b'{"msg": "GET /x 200", "n": %d}\n' % i for i in range(2 * SCAN_CHUNK_LINES + 10)]
+        for index in (0, SCAN_CHUNK_LINES - 1, SCAN_CHUNK_LINES, SCAN_CHUNK_LINES + 1, 2 * SCAN_CHUNK_LINES):
+            lines[index] = b'{"msg": "mail a%d@example.com", "p_w_d": 1}\n' % index
+        expected = [redactor.line_needs_redaction(line.rstrip(b"\n").decode()) for line in lines]
+        assert sum(expected) == 5
         assert redactor.lines_need_redaction(lines) == expected
 
     @settings(max_examples=300, deadline=None)
