@@ -1,9 +1,10 @@
 """Redactor: texts and JSON-like values in, redacted copies and counts of what was found out.
 
 A batch is handled in three steps: every string of every value is collected and de-duplicated; the
-strings that could contain anything (one pre-filter regex) and are not in the LRU cache go through
-detection once — spaCy ``nlp.pipe`` over the lot, then Presidio's recognizers per text with the
-precomputed artifacts; the values are rebuilt with the operators applied.
+strings not in the LRU cache go through detection once — one pre-filter pass over all of them (Hyperscan, or
+``re``) rules most out, spaCy ``nlp.pipe`` runs over the NER candidates, then the planned recognizers per text;
+the values are rebuilt with the operators applied. ``lines_need_redaction`` decides the same for raw log lines
+without decoding them (the agent's pass).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The detection engine: pre-filter, one Presidio ``AnalyzerEngine``, NER batched with ``nlp.pipe``."""
+"""The detection engine: pre-filter (one Hyperscan pass per batch, ``re`` without it), the registry's pattern
+recognizers called directly, one Presidio ``AnalyzerEngine`` for NER batched with ``nlp.pipe``."""
 
 from __future__ import annotations
 
