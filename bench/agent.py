@@ -1,7 +1,9 @@
 """Agent benchmark: ship ~400 MB of JSON lines (4 files, zstd) to a real SeaweedFS on loopback, and in the
 same run time a naive loop (read 16 MiB chunks, zstd-compress, PutObject; ``bench.naive_upload``, a process of its
-own like the agent, so both figures include start-up). Prints MB/s for both, the ratio,
-the agent's peak RSS, and the agent's MB/s with LOGSHIELD_REDACT=patterns on a smaller slice.
+own like the agent, so both figures include start-up). Prints MB/s for both, the ratio, the agent's peak RSS, and the
+agent's MB/s with LOGSHIELD_REDACT=patterns over the same files (start-up included: loading Presidio takes ~1.5 s, so
+on a small slice it would dominate what is a daemon's throughput; it is printed on its own, measured on nothing to
+ship). BENCH_REDACT_MB runs the redaction pass on a separate slice of that size instead.
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ def naive(s3: SeaweedFS, bucket: str, directory: Path) -> float:
 
 
 def agent(s3: SeaweedFS, bucket: str, directory: Path, state: Path, glob: str = "app-*.log",
-          redact: str = "off") -> tuple[float, float]:
+          redact: str = "off", prefix: str | None = None) -> tuple[float, float]:
     env = dict(s3_env(s3), LOGSHIELD_PATHS=str(directory / glob), LOGSHIELD_STATE_DIR=str(state),
-               LOGSHIELD_SINK=f"s3://{bucket}/agent-{redact}", LOGSHIELD_HTTP_ADDR="off", LOGSHIELD_REDACT=redact,
+               LOGSHIELD_SINK=f"s3://{bucket}/{prefix or f'agent-{redact}'}", LOGSHIELD_HTTP_ADDR="off", LOGSHIELD_REDACT=redact,
                LOGSHIELD_COMPRESSION="zstd", LOGSHIELD_DETECTION="patterns")
     exe = str(Path(sys.executable).with_name("logshield-agent"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -83,24 +85,30 @@ def agent(s3: SeaweedFS, bucket: str, directory: Path, state: Path, glob: str = 
 
 def main() -> int:
     total_mb = int(os.environ.get("BENCH_AGENT_MB", "400"))
-    redact_mb = int(os.environ.get("BENCH_REDACT_MB", "40"))
+    redact_mb = os.environ.get("BENCH_REDACT_MB")
     with tempfile.TemporaryDirectory(prefix="logshield-agent-bench-") as tmp:
         root = Path(tmp)
         (root / "logs").mkdir()
         (root / "redact").mkdir()
+        (root / "empty").mkdir()
         size = write_logs(root / "logs", total_mb)
-        redact_size = write_logs(root / "redact", redact_mb, files=1)
+        redact_dir = root / "logs"
+        redact_size = size
+        if redact_mb is not None:
+            redact_dir, redact_size = root / "redact", write_logs(root / "redact", int(redact_mb), files=1)
         with SeaweedFS(root / "weed") as s3:
             s3.create_bucket("bench")
             naive_s = naive(s3, "bench", root / "logs")
             agent_s, peak = agent(s3, "bench", root / "logs", root / "state")
-            redact_s, _ = agent(s3, "bench", root / "redact", root / "state-redact", redact="patterns")
+            redact_s, _ = agent(s3, "bench", redact_dir, root / "state-redact", redact="patterns")
+            startup_s = min(agent(s3, "bench", root / "empty", root / f"state-empty-{i}", redact="patterns",
+                                  prefix=f"startup-{i}")[0] for i in range(3))
     mb = size / 1e6
     print(f"\nagent benchmark: {mb:,.0f} MB of JSON lines in 4 files → SeaweedFS on loopback, zstd")
     print(f"naive loop (16 MiB chunks, zstd, PutObject) {mb / naive_s:8.1f} MB/s")
     print(f"logshield-agent --once                      {mb / agent_s:8.1f} MB/s   peak RSS {peak:.0f} MB")
     print(f"logshield-agent --once, REDACT=patterns     {redact_size / 1e6 / redact_s:8.1f} MB/s "
-          f"({redact_size / 1e6:.0f} MB)")
+          f"({redact_size / 1e6:.0f} MB, start-up included; start-up alone {startup_s:.2f} s)")
     ratio = naive_s / agent_s
     print(f"\nagent / naive {ratio:.2f}x (target >= 0.7x {'ok' if ratio >= 0.7 else 'MISSED'}); peak RSS "
           f"{peak:.0f} MB (target <= 200 {'ok' if peak <= 200 else 'MISSED'}); redact "

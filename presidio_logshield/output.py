@@ -9,6 +9,8 @@ Every line has the same top-level shape — ``timestamp`` (RFC 3339, UTC), ``lev
 from __future__ import annotations
 
 import json
+import json.encoder
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .record import RecordSnapshot
+from .summary import NOTHING_FOUND
 
 __all__ = [
     "dropped_records_document",
@@ -30,9 +33,31 @@ __all__ = [
 _PARTS = 5  # values per snapshot handed to the redactor: message, extra, context, exception, stack_info
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+#: What ``_ENCODER.encode`` builds on every call, built once: the C encoder (no circular-reference markers — every
+#: document is a fresh tree from the redactor, so a cycle cannot occur; one would end in RecursionError, fail-closed).
+_C_ENCODE = (json.encoder.c_make_encoder(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+             if json.encoder.c_make_encoder is not None else None)
+_second: tuple[float, str] = (math.nan, "")  # the last whole second formatted, and its text
+
+
 def rfc3339(created: float) -> str:
-    return datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z")
+    """``2026-11-23T10:00:01.123456Z``: what ``datetime.fromtimestamp(created, timezone.utc).isoformat()`` gives
+    (microseconds rounded half to even, like ``datetime``), with the date and time formatted once per second."""
+    global _second
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        whole += 1
+    elif micros < 0:
+        micros += 1_000_000
+        whole -= 1
+    cached_whole, prefix = _second
+    if whole != cached_whole:
+        prefix = datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, prefix)  # one tuple, replaced whole: safe to read from any thread
+    return f"{prefix}.{micros:06d}Z"
 
 
 def _header(created: float, level: str, logger: str, message: Any, service: str, host: str, pid: int | None,
@@ -79,7 +104,7 @@ def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = 
         exc = snap.exception
         values.extend((
             snap.message,
-            {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else dict(snap.extra),
+            {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else snap.extra,  # never mutated
             {k: v for k, v in snap.context.items() if k not in exclude} if exclude else dict(snap.context),
             None if exc is None else {"type": exc.type, "message": exc.message, "traceback": exc.traceback},
             snap.stack_info,
@@ -92,20 +117,23 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
     """Assemble documents from snapshots and the redactor's results for :func:`redaction_inputs`."""
     docs = []
     for index, snap in enumerate(snaps):
-        parts = redacted[index * _PARTS:(index + 1) * _PARTS]
+        base = index * _PARTS
+        parts = redacted[base:base + _PARTS]
         (message, _), (extra, _), (context, _), (exc, _), (stack, _) = parts
-        if isinstance(message, dict):  # a dict message: its keys become fields, like python-json-logger
-            doc = _base(snap, service, host, "")
+        dict_message = isinstance(message, dict)  # its keys become fields, like python-json-logger
+        doc = _header(snap.created, snap.levelname, snap.name, "" if dict_message else message, service, host,
+                      snap.process, snap.thread_name)
+        if dict_message:
             _merge(doc, message)
-        else:
-            doc = _base(snap, service, host, message)
-        _merge(doc, context)
-        _merge(doc, extra)
+        if context:
+            _merge(doc, context)
+        if extra:
+            _merge(doc, extra)
         if exc is not None:
             doc["exception"] = exc
         if stack is not None:
             doc["stack_info"] = stack
-        found = [summary for _, summary in parts if summary]
+        found = [summary for _, summary in parts if summary is not NOTHING_FOUND and summary]
         if found:
             merged = type(found[0])()
             for summary in found:
@@ -126,8 +154,8 @@ def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error:
 
 def encode(doc: dict[str, Any]) -> bytes:
     """One JSON line (no newline) as UTF-8; a lone surrogate becomes a visible escape, never an error."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8",
-                                                                                         "backslashreplace")
+    text = "".join(_C_ENCODE(doc, 0)) if _C_ENCODE is not None else _ENCODER.encode(doc)
+    return text.encode("utf-8", "backslashreplace")
 
 
 def encode_lines(docs: Iterable[dict[str, Any]]) -> bytes:

@@ -130,7 +130,7 @@ class Pipeline:
         seal = sealer or self.sealer
         if seal is None:
             return encode_lines(docs)
-        return b"".join(seal(doc) + b"\n" for doc in docs)
+        return b"\n".join(map(seal, docs)) + b"\n" if docs else b""
 
     def render(self, snaps: Sequence[RecordSnapshot], sealer: Callable[[dict[str, Any]], bytes] | None = None
                ) -> bytes:

@@ -1,9 +1,10 @@
 """Redactor: texts and JSON-like values in, redacted copies and counts of what was found out.
 
 A batch is handled in three steps: every string of every value is collected and de-duplicated; the
-strings that could contain anything (one pre-filter regex) and are not in the LRU cache go through
-detection once — spaCy ``nlp.pipe`` over the lot, then Presidio's recognizers per text with the
-precomputed artifacts; the values are rebuilt with the operators applied.
+strings not in the LRU cache go through detection once — one pre-filter pass over all of them (Hyperscan, or
+``re``) rules most out, spaCy ``nlp.pipe`` runs over the NER candidates, then the planned recognizers per text;
+the values are rebuilt with the operators applied. ``lines_need_redaction`` decides the same for raw log lines
+without decoding them (the agent's pass).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from presidio_analyzer import AnalyzerEngine
@@ -25,6 +25,7 @@ from presidio_analyzer import AnalyzerEngine
 from .config import RedactionConfig
 from .detection import DetectionEngine, Finding
 from .operators import Operators, apply_findings
+from .summary import NOTHING_FOUND, RedactionSummary
 
 __all__ = ["RedactionSummary", "Redactor"]
 
@@ -32,11 +33,15 @@ __all__ = ["RedactionSummary", "Redactor"]
 CACHE_MAX_TEXT = 2048
 CACHE_SIZE = 8192
 CHEAP_CACHE_SIZE = 2048
+KEY_KINDS_SIZE = 4096
 #: Containers nested deeper than this are written as text (and that text is redacted).
 MAX_DEPTH = 32
 
 _PHONE_KEY = re.compile(r"phone|tel(?!l)|mobile|cell(?!s)|fax|msisdn|whatsapp|sms")
 _SSN_KEY = re.compile(r"ssn|socialsecurity|taxid|^tin$|nationalid")
+#: One of these is in every normalised key ``_key_hint`` gives a hint for.
+_HINT_WORDS = ("phone", "tel", "mobile", "cell", "fax", "msisdn", "whatsapp", "sms", "ssn", "socialsecurity", "taxid",
+               "tin", "nationalid")
 _KEY_SPLIT = re.compile(r"[^a-z0-9]+")
 _JSON_KEY = re.compile(r'"([^"\\]{1,80})"\s*:')
 
@@ -47,62 +52,6 @@ for _name in ("presidio-analyzer", "presidio-anonymizer", "decision_process"):
         _presidio_logger.setLevel(logging.ERROR)
 
 
-@dataclass(eq=False)
-class RedactionSummary:
-    """What was redacted, as counts only — never a value."""
-
-    entities: dict[str, int] = field(default_factory=dict)
-    rules: set[str] = field(default_factory=set)
-
-    def add(self, entity_type: str, rule: str, count: int = 1) -> None:
-        self.entities[entity_type] = self.entities.get(entity_type, 0) + count
-        self.rules.add(rule)
-
-    def merge(self, other: RedactionSummary) -> None:
-        if not other.entities:
-            return
-        for entity, count in other.entities.items():
-            self.entities[entity] = self.entities.get(entity, 0) + count
-        self.rules |= other.rules
-
-    def as_dict(self) -> dict[str, Any]:
-        if not self:
-            return {}
-        return {"entities": dict(sorted(self.entities.items())), "rules": sorted(self.rules)}
-
-    def __bool__(self) -> bool:
-        return bool(self.entities)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RedactionSummary):
-            return NotImplemented
-        return self.entities == other.entities and self.rules == other.rules
-
-    __hash__ = None  # type: ignore[assignment] - mutable
-
-    @classmethod
-    def of(cls, hits: list[tuple[str, str]]) -> RedactionSummary:
-        """A summary of ``(entity type, rule)`` pairs; the shared empty summary when there are none."""
-        if not hits:
-            return NOTHING_FOUND
-        summary = cls()
-        for entity_type, rule in hits:
-            summary.add(entity_type, rule)
-        return summary
-
-
-class _NothingFound(RedactionSummary):
-    """The summary of a value with no finding, shared by all of them: read-only."""
-
-    def add(self, entity_type: str, rule: str, count: int = 1) -> None:
-        raise TypeError("the shared empty RedactionSummary is read-only; merge it into a new one")
-
-    def merge(self, other: RedactionSummary) -> None:
-        if other.entities:
-            raise TypeError("the shared empty RedactionSummary is read-only; merge it into a new one")
-
-
-NOTHING_FOUND: RedactionSummary = _NothingFound()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -128,11 +77,12 @@ class Redactor:
 
     def __init__(self, config: RedactionConfig) -> None:
         self.config = config
-        self._engine = DetectionEngine(config)
+        self._engine = DetectionEngine(config, key_words=_HINT_WORDS)
         self._operators = Operators(config)
         self._keys = self._engine.key_matcher if "SECRET" in self._engine.entities else None
         self._cache: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
         self._cheap: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
+        self._key_kinds: dict[str, tuple[str, str | None, str | None]] = {}
         self._lock = threading.Lock()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (r := ref()) is not None and r._after_fork())
@@ -164,10 +114,16 @@ class Redactor:
         with self._lock:
             wanted: dict[tuple[str, str | None], None] = {}
             for value in values:
-                self._collect(value, None, 0, wanted)
+                if type(value) is str:  # the common values first: a message, an absent exception
+                    wanted[(value, None)] = None
+                elif value is not None:
+                    self._collect(value, None, 0, wanted)
             found = self._detect(list(wanted))
-            results = []
+            results: list[tuple[Any, RedactionSummary]] = []
             for value in values:
+                if value is None or (type(value) is str and not found[(value, None)]):
+                    results.append((value, NOTHING_FOUND))
+                    continue
                 hits: list[tuple[str, str]] = []
                 results.append((self._rebuild(value, None, 0, found, hits), RedactionSummary.of(hits)))
             return results
@@ -184,6 +140,26 @@ class Redactor:
             return True
         return self._keys_need_redaction(tuple(_JSON_KEY.findall(text)))
 
+    def lines_need_redaction(self, lines: Sequence[bytes]) -> list[bool]:
+        """:meth:`line_needs_redaction` for many lines (UTF-8 bytes, newline-terminated or not), with the same answers,
+        in one pass of the scanner over them all: a line nothing matched is decided without being decoded."""
+        engine = self._engine
+        found = engine.scan_lines(lines)
+        out = [False] * len(lines)
+        candidates = range(len(lines)) if engine.ner_available else [
+            i for i, ids in enumerate(found) if ids is None or ids]  # the rest: nothing matched, no NER
+        for index in candidates:
+            ids = found[index]
+            if ids is None:  # not scanned (not ASCII, an escape sequence, no Hyperscan): decided as one line
+                out[index] = self.line_needs_redaction(_line_text(lines[index]))
+            elif ids and engine.gates_open(ids):
+                out[index] = True
+            else:
+                text = _line_text(lines[index])
+                out[index] = (bool(ids) and self._keys_need_redaction(tuple(_JSON_KEY.findall(text)))
+                              or engine.ner_could_match(text))
+        return out
+
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - lines of one producer share a few key sets; bounded
     def _keys_need_redaction(self, keys: tuple[str, ...]) -> bool:
         return any(self._secret_key(key) is not None or _key_hint(key) is not None for key in keys)
@@ -198,9 +174,28 @@ class Redactor:
     def _secret_key(self, key: Any) -> str | None:
         return self._keys.match(key) if self._keys is not None and isinstance(key, str) else None
 
+    def _key_kind(self, key: Any) -> tuple[str, str | None, str | None]:
+        """``(text, secret name or None, hint or None)`` of a dict key; memoised for string keys (one dict look-up
+        instead of two cached calls, twice per key of every record)."""
+        if type(key) is str:
+            kind = self._key_kinds.get(key)
+            if kind is None:
+                if len(self._key_kinds) >= KEY_KINDS_SIZE:
+                    self._key_kinds.clear()  # keys of a producer are few; a flood of random keys just starts over
+                kind = self._key_kinds[key] = (key, self._secret_key(key), _key_hint(key))
+            return kind
+        text = key if isinstance(key, str) else str(key)
+        return text, self._secret_key(key), _key_hint(text)
+
     def _collect(self, value: Any, hint: str | None, depth: int, out: dict[tuple[str, str | None], None]) -> None:
-        if isinstance(value, str):
+        exact_dict = type(value) is dict  # most containers: decided without the isinstance chain
+        if not exact_dict and isinstance(value, str):
             out[(value, hint)] = None
+        elif exact_dict:
+            if depth < MAX_DEPTH:
+                self._collect_items(value, depth, out)
+            else:
+                out[(_as_text(value), hint)] = None
         elif value is None or isinstance(value, bool):
             return
         elif isinstance(value, (int, float)):
@@ -208,21 +203,35 @@ class Redactor:
         elif isinstance(value, (bytes, bytearray)):
             out[(bytes(value).decode("utf-8", errors="replace"), hint)] = None
         elif isinstance(value, Mapping) and depth < MAX_DEPTH:
-            for key, item in value.items():
-                key_text = key if isinstance(key, str) else str(key)
-                out[(key_text, None)] = None
-                if self._secret_key(key) is None:
-                    self._collect(item, _key_hint(key_text), depth + 1, out)
+            self._collect_items(value, depth, out)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             for item in value:
                 self._collect(item, hint, depth + 1, out)
         else:
             out[(_as_text(value), hint)] = None
 
+    def _collect_items(self, value: Mapping[Any, Any], depth: int, out: dict[tuple[str, str | None], None]) -> None:
+        key_kind = self._key_kind
+        for key, item in value.items():
+            key_text, secret, key_hint = key_kind(key)
+            out[(key_text, None)] = None
+            if secret is not None:
+                continue
+            if type(item) is str:  # most values: no recursion
+                out[(item, key_hint)] = None
+            elif item is not None:
+                self._collect(item, key_hint, depth + 1, out)
+
     def _rebuild(self, value: Any, hint: str | None, depth: int,
                  found: Mapping[tuple[str, str | None], _Findings], summary: list[tuple[str, str]]) -> Any:
-        if isinstance(value, str):
+        exact_dict = type(value) is dict  # most containers: decided without the isinstance chain
+        if not exact_dict and isinstance(value, str):
             return self._apply(value, found[(value, hint)], summary)
+        if exact_dict:
+            if depth < MAX_DEPTH:
+                return self._rebuild_items(value, depth, found, summary)
+            text = _as_text(value)
+            return self._apply(text, found[(text, hint)], summary)
         if value is None or isinstance(value, bool):
             return value
         if isinstance(value, (int, float)):
@@ -233,24 +242,39 @@ class Redactor:
             text = bytes(value).decode("utf-8", errors="replace")
             return self._apply(text, found[(text, hint)], summary)
         if isinstance(value, Mapping) and depth < MAX_DEPTH:
-            result: dict[Any, Any] = {}
-            for key, item in value.items():
-                key_text = key if isinstance(key, str) else str(key)
-                key_findings = found[(key_text, None)]
-                new_key = self._apply(key_text, key_findings, summary) if key_findings else key
-                while new_key in result:  # two redacted keys collide: keep both values
-                    new_key = f"{new_key}~"
-                secret = self._secret_key(key)
-                if secret is not None:
-                    result[new_key] = self._operators.apply("SECRET", _as_text(item))
-                    summary.append(("SECRET", f"key:{secret}"))
-                else:
-                    result[new_key] = self._rebuild(item, _key_hint(key_text), depth + 1, found, summary)
-            return result
+            return self._rebuild_items(value, depth, found, summary)
         if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             return [self._rebuild(item, hint, depth + 1, found, summary) for item in value]
         text = _as_text(value)
         return self._apply(text, found[(text, hint)], summary)
+
+    def _rebuild_items(self, value: Mapping[Any, Any], depth: int, found: Mapping[tuple[str, str | None], _Findings],
+                       summary: list[tuple[str, str]]) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        key_kind = self._key_kind
+        renamed = False  # original keys are unique: only a redacted key can collide with another
+        for key, item in value.items():
+            key_text, secret, key_hint = key_kind(key)
+            key_findings = found[(key_text, None)]
+            if key_findings:
+                new_key = self._apply(key_text, key_findings, summary)
+                renamed = True
+            else:
+                new_key = key
+            if renamed:
+                while new_key in result:  # two keys collide after redaction: keep both values
+                    new_key = f"{new_key}~"
+            if secret is not None:
+                result[new_key] = self._operators.apply("SECRET", _as_text(item))
+                summary.append(("SECRET", f"key:{secret}"))
+            elif item is None:
+                result[new_key] = None
+            elif type(item) is str:  # most values: no recursion
+                findings = found[(item, key_hint)]
+                result[new_key] = self._apply(item, findings, summary) if findings else item
+            else:
+                result[new_key] = self._rebuild(item, key_hint, depth + 1, found, summary)
+        return result
 
     def _apply(self, text: str, findings: _Findings, summary: list[tuple[str, str]]) -> str:
         if not findings:
@@ -279,12 +303,19 @@ class Redactor:
             texts = [text if hint is None else f"{hint}: {text}" for text, hint in todo]
             planned: list[bool] = []
             results = self._engine.detect(texts, planned)
+            scans = self._engine.scans_ascii
             for item, text, findings, worked in zip(todo, texts, results, planned, strict=True):
-                shift = len(text) - len(item[0])
-                kept = tuple(Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.rule)
-                             for f in findings if f.start >= shift)
+                if not findings:
+                    kept: _Findings = ()
+                elif item[1] is None:
+                    kept = tuple(findings)
+                else:  # found in "hint: text": back to offsets in text, dropping anything in the hint
+                    shift = len(text) - len(item[0])
+                    kept = tuple(Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.rule)
+                                 for f in findings if f.start >= shift)
                 found[item] = kept
-                self._remember(item, kept, costly=worked)
+                if worked or not (scans and text.isascii()):  # a scanned text nothing matched costs less than a cache
+                    self._remember(item, kept, costly=worked)
         return found
 
     def _remember(self, item: tuple[str, str | None], findings: _Findings, *, costly: bool) -> None:
@@ -296,6 +327,11 @@ class Redactor:
         cache[item] = findings
         if len(cache) > size:
             cache.popitem(last=False)
+
+
+def _line_text(line: bytes) -> str:
+    """A log line as text, without its newline; bytes that are not UTF-8 kept as surrogates (reversible)."""
+    return (line[:-1] if line.endswith(b"\n") else line).decode("utf-8", errors="surrogateescape")
 
 
 def _as_text(value: Any) -> str:

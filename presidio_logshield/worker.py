@@ -37,17 +37,20 @@ class RecordQueue:
         self._items: collections.deque[Any] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        self._takers = 0  # threads waiting in take(): put() wakes the condition only for them
         self.accepted = 0
         self.done = 0  # written or dropped after being accepted
         self.dropped = 0
 
     def put(self, item: Any) -> bool:
         with self._cond:
+            wake = self._takers > 0  # Condition.notify_all costs a microsecond of Python even with nobody waiting
             if len(self._items) >= self.maxsize:
                 if self.overflow == "drop_oldest":
                     self._items.popleft()
                     self.dropped += 1
                     self.done += 1
+                    wake = True  # ``done`` moved: flush() may be waiting for it
                 elif self.overflow == "block":
                     deadline = time.monotonic() + self.block_timeout
                     while len(self._items) >= self.maxsize and not self._closed:
@@ -62,14 +65,19 @@ class RecordQueue:
                     return False
             self._items.append(item)
             self.accepted += 1
-            self._cond.notify_all()
+            if wake or self._takers:
+                self._cond.notify_all()
             return True
 
     def take(self, max_items: int, timeout: float) -> list[Any]:
         """Up to ``max_items``, waiting up to ``timeout`` for the first one; [] when closed and empty."""
         with self._cond:
             if not self._items and not self._closed:
-                self._cond.wait(timeout)
+                self._takers += 1
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    self._takers -= 1
             batch = []
             while self._items and len(batch) < max_items:
                 batch.append(self._items.popleft())

@@ -47,7 +47,7 @@ def _link(key: bytes | None, previous: str, body: bytes) -> str:
     message = previous.encode() + b"\n" + body
     if key is None:
         return hashlib.sha256(message).hexdigest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()  # one C call: hmac.new(...).hexdigest(), faster
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class RecordChain:
             doc["stream_start"] = start
         body = encode(doc)
         self.last = _link(self.key, self.last, body)
-        return body[:-1] + b',"chain":"' + self.last.encode() + b'"}'
+        return b'%b,"chain":"%b"}' % (memoryview(body)[:-1], self.last.encode())
 
 
 def split_sealed(line: bytes | str) -> tuple[bytes, str] | None:

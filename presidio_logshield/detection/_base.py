@@ -54,6 +54,17 @@ class Gate:
                 return False
         return self.regex is None or self.regex.search(text) is not None
 
+    def opens_after_prefilter(self, text: str, lowered: str) -> bool:
+        """:meth:`opens`, for a text in which :meth:`prefilter` is known to match: only the part of the condition
+        the pre-filter does not already establish is checked."""
+        if self.prefilter_lower is not None:
+            return self.opens(text, lowered)
+        if self.lower and self.literals:  # the pre-filter was the literals
+            return self.regex is None or self.regex.search(text) is not None
+        if self.regex is not None:  # the pre-filter was the regex
+            return not self.literals or any(lit in text for lit in self.literals)
+        return True  # the pre-filter was the literals, and there is nothing else
+
 
 def _gates(*gates: Gate) -> tuple[Gate, ...]:
     return gates
@@ -99,6 +110,8 @@ class RegexRecognizer(LocalRecognizer):
                     entity_type=entity, start=start, end=end, score=score,
                     recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                                           RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+        if not results or (len(results) == 1 and results[0].score > 0):
+            return results  # what remove_duplicates would return, without its sorting and grouping
         return EntityRecognizer.remove_duplicates(results)
 
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-__all__ = ["SecretKeyMatcher", "normalise_key"]
+__all__ = ["KEY_WORDS", "SecretKeyMatcher", "normalise_key"]
 
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
@@ -36,6 +36,10 @@ _EXACT = frozenset({
     "credentials", "xapikey", "xauthtoken", "proxyauthorization",
 })
 
+#: Every key this module calls a secret contains one of these in its normalised form (a configured extra contains
+#: itself): a cheap necessary condition for scanning raw JSON lines.
+KEY_WORDS = ("auth", "bearer", "cookie", "credential", "jwt", "key", "pass", "pwd", "secret", "session", "token")
+
 
 def normalise_key(key: str) -> str:
     """Lower-case and drop separators: ``X-Api-Key`` → ``xapikey``, ``DB_Password`` → ``dbpassword``."""
@@ -48,6 +52,16 @@ class SecretKeyMatcher:
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self._extra = tuple(sorted({normalise_key(k) for k in extra if normalise_key(k)}))
         self.match = lru_cache(maxsize=4096)(self._match)
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The configured extra key names, normalised."""
+        return self._extra
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """One of these is in every normalised key :meth:`match` accepts (:data:`KEY_WORDS` and the extras)."""
+        return KEY_WORDS + self._extra
 
     def is_strong(self, normalised: str) -> bool:
         """True for unambiguous names (``password``, ``client_secret``, configured extras), False for the

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from presidio_logshield.config import RedactionConfig
 from presidio_logshield.detection import DetectionEngine, SecretKeyMatcher
+from presidio_logshield.detection._recognizers import _valid_ipv4
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +112,72 @@ class TestNer:
             eng = DetectionEngine(RedactionConfig(detection="full", spacy_model="xx_not_installed_model"))
         assert not eng.ner_available
         assert _found(eng, "mail bob@example.com") == [("EMAIL_ADDRESS", "bob@example.com")]
+
+
+class TestIpv4Validation:
+    @given(st.lists(st.text(alphabet="0123456789\u0663", min_size=0, max_size=4), min_size=1, max_size=5))
+    def test_same_verdict_as_ipaddress(self, octets: list[str]) -> None:
+        """The IPv4 check accepts exactly what ``ipaddress.IPv4Address`` accepts (leading zeros, > 255, non-ASCII)."""
+        value = ".".join(octets)
+        try:
+            ipaddress.IPv4Address(value)
+            expected = True
+        except ValueError:
+            expected = False
+        assert _valid_ipv4(value) is expected
+
+
+class TestEmailRecognizer:
+    def test_lean_analyze_matches_presidio(self) -> None:
+        """The e-mail recognizer's own analyze returns the spans and scores Presidio's PatternRecognizer would."""
+        from presidio_analyzer import PatternRecognizer
+
+        from presidio_logshield.detection._presidio import GatedEmailRecognizer
+        from tests.lib.test_leaks_text import CASES
+
+        recognizer = GatedEmailRecognizer()
+        texts = [text for _, text, _ in CASES] + ["a@b", "x@y.co and z@w.io", "mail: first.last+tag@sub.example.org.",
+                                                   "@@@", "user@host.c0m"]
+        for text in texts:
+            lean = [(r.start, r.end, r.score) for r in recognizer.analyze(text, ["EMAIL_ADDRESS"])]
+            full = [(r.start, r.end, r.score) for r in PatternRecognizer.analyze(recognizer, text, ["EMAIL_ADDRESS"])]
+            assert sorted(lean) == sorted(full), text
+
+
+class TestConfiguredSecretKeys:
+    @pytest.mark.parametrize("text", ["dob=1990-01-01 user=x", "my_dob: 1990-01-01", 'D_O_B: "1990-01-01"',
+                                      "xInternalRef=ab12cd"])
+    def test_free_text_values_are_secrets(self, text: str) -> None:
+        """A configured secret key name in free text (any case, separators anywhere) has its value replaced, like
+        the built-in names (``password=…``)."""
+        engine = DetectionEngine(RedactionConfig(detection="patterns", secret_keys=["dob", "x_internal_ref"]))
+        assert [f.entity_type for f in engine.detect([text])[0]] == ["SECRET"]
+
+    def test_without_the_setting_nothing_changes(self) -> None:
+        """The same texts keep their values when the names are not configured."""
+        engine = DetectionEngine(RedactionConfig(detection="patterns"))
+        assert engine.detect(["dob=1990-01-01 user=x", "xInternalRef=ab12cd"]) == [[], []]
+
+
+class TestSpacedSecrets:
+    @pytest.mark.parametrize(("text", "value"), [
+        ("password is hunter2", "hunter2"),
+        ("the password was 'S3cr3t!' before", "S3cr3t!"),
+        ("mysql -u root --password hunter2; echo", "hunter2"),
+        ("--password=hunter2", "hunter2"),
+        ("deploy --api-key sk_abc123XYZ --region eu", "sk_abc123XYZ"),
+        ("token is abcd1234efgh.", "abcd1234efgh"),
+    ])
+    def test_detects(self, engine: DetectionEngine, text: str, value: str) -> None:
+        """A secret after a flag (``--password x``, ``--password=x``) or after ``is``/``was`` is found."""
+        assert ("SECRET", value) in _found(engine, text)
+
+    @pytest.mark.parametrize("text", [
+        "password is incorrect", "Password is Required.", "token is expired", "token was EXPIRED",
+        "--token-ttl 300", "--password-file /etc/pw", "--session 3", "session is 0x1f", "--password -x",
+        "visible is system.call.count", "Failed password for root from port 42393 ssh2", "key is 0x1234",
+    ])
+    def test_leaves_words_and_settings(self, engine: DetectionEngine, text: str) -> None:
+        """Words after ``is`` (``password is incorrect``), numbers after weak names, and option names that describe a
+        secret (``--password-file``) are left alone."""
+        assert [e for e, _ in _found(engine, text) if e == "SECRET"] == []

@@ -16,6 +16,7 @@ import pytest
 
 from presidio_logshield import PIIRedactingHandler, log_context
 from presidio_logshield.config import ConfigError
+from presidio_logshield.worker import RecordQueue
 from tests.lib.fakes import FakeRedactor
 
 
@@ -174,6 +175,19 @@ class TestQueue:
             assert kept == [f"record {i}" for i in range(5)]
         report = [d for d in docs if "logshield_dropped" in d]
         assert sum(d["logshield_dropped"] for d in report) == 15
+
+    def test_a_waiting_worker_is_woken_by_put(self):
+        """take() waiting on an empty queue returns as soon as an item is put, not at the end of its timeout."""
+        queue = RecordQueue(10, "drop_newest", 0.0)
+        taken: list[list[str]] = []
+        waiter = threading.Thread(target=lambda: taken.append(queue.take(5, timeout=30)))
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while not queue._takers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        queue.put("x")
+        waiter.join(10)
+        assert not waiter.is_alive() and taken == [["x"]]
 
     def test_flush_drains_everything_accepted(self, make_logger, tmp_path):
         """After flush() every accepted record is in the file, in order."""

@@ -127,7 +127,7 @@ def _rand(rng: random.Random, n: int, alphabet: str = string.ascii_letters + str
 def secret(rng: random.Random) -> tuple[str, str, str]:
     """(entity kind, text to embed, the secret part that must not survive)."""
     kind = rng.choice(["jwt", "akid", "aws", "bearer", "basic", "pem", "url", "kv", "kvjson", "github", "slack",
-                       "stripe", "google"])
+                       "stripe", "google", "spaced"])
     if kind == "jwt":
         token = f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{_b64({'sub': _rand(rng, 8)})}.{_rand(rng, 43)}"
         return kind, token, token
@@ -155,6 +155,11 @@ def secret(rng: random.Random) -> tuple[str, str, str]:
                           "access_token"])
         sep = rng.choice(["=", ": ", " = ", "="])
         return kind, f"{key}{sep}{password}", password
+    if kind == "spaced":
+        password = _rand(rng, 8) + str(rng.randint(10, 99)) + rng.choice("!#%x")
+        form = rng.choice(["--password {p}", "--password={p}", "password is {p}", "the db password was '{p}'",
+                           "--api-key {p} --verbose", "pwd is {p}"])
+        return kind, form.format(p=password), password
     if kind == "kvjson":
         password = _rand(rng, 10) + " " + _rand(rng, 6)
         return kind, f'{{"user": "app", "password": "{password}"}}', password
@@ -256,7 +261,7 @@ class TestNoLeaks:
         """The generated cases cover every entity kind, several hundred in all."""
         kinds = {kind for kind, _, _ in CASES}
         assert {"email", "card", "ssn", "iban", "phone", "ipv4", "ipv6", "jwt", "akid", "aws", "bearer",
-                "basic", "pem", "url", "kv", "kvjson", "github", "slack", "stripe", "google"} <= kinds
+                "basic", "pem", "url", "kv", "kvjson", "github", "slack", "stripe", "google", "spaced"} <= kinds
         assert len(CASES) >= 600
 
     def test_int_card_and_phone_values(self, redactor: Redactor) -> None:

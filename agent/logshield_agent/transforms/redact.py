@@ -1,8 +1,9 @@
 """Optional redaction pass (``LOGSHIELD_REDACT=patterns|full``) using the presidio_logshield library.
 
 A line on which no recognizer's gate opens (and whose keys name no secret) is kept byte for byte without being
-parsed — most lines. Any other record that parses as a JSON object is redacted as a dict (so key names like
-``password`` count) and, if something was found, re-serialised compactly; anything else is redacted as text.
+decoded or parsed — most lines; the library decides that for a whole batch in one scan (``lines_need_redaction``).
+Any other record that parses as a JSON object is redacted as a dict (so key names like ``password`` count) and, if
+something was found, re-serialised compactly; anything else is redacted as text.
 
 The library is imported only when this transform is built, so ``LOGSHIELD_REDACT=off`` never loads Presidio. The
 output must be deterministic for a given input (the library guarantees it), otherwise a crash replay would conflict
@@ -17,11 +18,25 @@ from typing import Any, Protocol
 
 __all__ = ["BatchRedactor", "RecordRedactor", "build_redactor"]
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps builds one per call
+
 
 class BatchRedactor(Protocol):
     def redact_batch(self, values: Sequence[Any]) -> list[tuple[Any, Any]]: ...
 
     def line_needs_redaction(self, text: str) -> bool: ...
+
+
+def _needing_redaction(redactor: BatchRedactor, records: Sequence[bytes]) -> list[bool]:
+    """Which records the redactor must see: in one call when it can decide a batch at once."""
+    batch = getattr(redactor, "lines_need_redaction", None)
+    if batch is not None:
+        return batch(records)
+    return [redactor.line_needs_redaction(_text(record)) for record in records]
+
+
+def _text(record: bytes) -> str:
+    return (record[:-1] if record.endswith(b"\n") else record).decode("utf-8", errors="surrogateescape")
 
 
 class RecordRedactor:
@@ -35,12 +50,11 @@ class RecordRedactor:
         todo: list[int] = []
         values: list[Any] = []
         is_json: list[bool] = []
-        for index, record in enumerate(records):
-            text = record[:-1] if record.endswith(b"\n") else record
-            decoded = text.decode("utf-8", errors="surrogateescape")
-            if not self._redactor.line_needs_redaction(decoded):
+        for index, needed in enumerate(_needing_redaction(self._redactor, records)):
+            if not needed:
                 continue  # nothing any recognizer could find: kept byte for byte, never parsed
             todo.append(index)
+            decoded = _text(records[index])
             obj = None
             if decoded.lstrip().startswith("{"):
                 try:
@@ -57,7 +71,7 @@ class RecordRedactor:
         for index, (value, summary), as_json in zip(todo, results, is_json, strict=True):
             if not summary:
                 continue  # nothing found: the original bytes, not a re-serialisation
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":")) if as_json else str(value)
+            text = _ENCODER.encode(value) if as_json else str(value)
             try:
                 raw = text.encode("utf-8", errors="surrogateescape")
             except UnicodeEncodeError:
