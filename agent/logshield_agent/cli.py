@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from ._log import setup_logging
+from ._memory import tune_allocator
 from .commands import COMMANDS, load
 from .commands._common import CommandError, print_err
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tune_allocator()
     setup_logging()
     args = build_parser().parse_args(argv)
     run = getattr(args, "_run", None)

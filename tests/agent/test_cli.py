@@ -144,3 +144,15 @@ class TestSinkFactory:
         assert seen["container"] == "logs" and seen["prefix"] == "p"
         assert seen["immutability"] == "locked" and seen["access_tier"] == "Cool"
         assert seen["max_block_size"] == 16 * 1024 * 1024 and seen["options"].max_attempts == 5
+
+
+class TestAllocator:
+    def test_glibc_settings_accepted(self):
+        """On glibc the agent fixes the mmap threshold and caps arenas (the benchmark's peak RSS depends on it)."""
+        import platform
+
+        from logshield_agent._memory import tune_allocator
+
+        if platform.libc_ver()[0] != "glibc":
+            pytest.skip("not glibc")
+        assert tune_allocator() is True
