@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from logshield_agent.sources.checkpoint import CHECKPOINT_VERSION, Checkpointer, CheckpointError, Intent, StreamState
@@ -53,4 +55,45 @@ class TestCheckpointer:
         cp = Checkpointer.open(tmp_path)
         for i in range(5):
             cp.update("a", StreamState(fp_len=5, offset=i))
-        assert [p.name for p in tmp_path.iterdir()] == ["checkpoints.json"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.lock", "checkpoints.json"]
+
+
+HOLD = ("import sys\n"
+        "from logshield_agent.sources.checkpoint import Checkpointer\n"
+        "cp = Checkpointer.open(sys.argv[1])\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n")
+
+
+class TestStateDirLock:
+    def test_second_process_is_refused_until_the_first_ends(self, tmp_path):
+        """While another process holds the state directory, open fails naming LOGSHIELD_STATE_DIR and the holder's
+        pid, and leaves the holder's temp files alone; once the holder ends, the directory can be opened."""
+        holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        try:
+            assert holder.stdout.readline() == b"locked\n"
+            theirs = tmp_path / f".checkpoints.json.{holder.pid}.tmp"
+            theirs.write_text("{}")
+            with pytest.raises(CheckpointError, match="LOGSHIELD_STATE_DIR") as refused:
+                Checkpointer.open(tmp_path)
+            assert f"pid {holder.pid}" in str(refused.value)
+            assert theirs.exists()
+        finally:
+            holder.stdin.close()
+            holder.wait(30)
+            holder.stdout.close()
+        with Checkpointer.open(tmp_path) as cp:
+            assert cp.streams == {}
+        assert not theirs.exists()  # now a leftover of a dead process
+
+    def test_same_process_may_reopen(self, tmp_path):
+        """The lock is per process: a second handle in the same process works, and the lock outlives the first."""
+        first = Checkpointer.open(tmp_path)
+        second = Checkpointer.open(tmp_path)
+        first.close()
+        first.close()  # idempotent
+        holder = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input=b"", capture_output=True,
+                                timeout=60)
+        assert holder.returncode != 0 and b"LOGSHIELD_STATE_DIR" in holder.stderr
+        second.close()

@@ -168,3 +168,28 @@ class TestSigkill:
         for line in err.decode().splitlines():
             json.loads(line)  # the agent's own logs are JSON lines
         assert b"line 1" not in err  # and never contain log content
+
+
+class TestOneAgentPerStateDir:
+    def test_second_agent_exits_2_naming_the_state_dir(self, tmp_path):
+        """A second agent on a state directory in use exits 2 naming LOGSHIELD_STATE_DIR; nothing is shipped twice."""
+        (tmp_path / "logs").mkdir()
+        lines = [f"line {i}\n".encode() for i in range(3000)]
+        (tmp_path / "logs" / "app.log").write_bytes(b"".join(lines))
+        env = agent_env(tmp_path)
+        first = start_agent(env)
+        try:
+            for _ in range(20):  # the agent logs "started" once it holds the state directory
+                if b'"started"' in first.stderr.readline():
+                    break
+            else:
+                raise AssertionError("the first agent did not start")
+            second = start_agent(env, "--once")
+            _, err = second.communicate(timeout=60)
+            assert second.returncode == 2, err.decode(errors="replace")
+            assert b"LOGSHIELD_STATE_DIR" in err and str(first.pid).encode() in err
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=20)
+        assert first.returncode == 0
+        assert stored_lines(tmp_path / "store") == Counter(lines)

@@ -15,13 +15,21 @@ whose checkpoint did not is never shipped twice, with different boundaries, unde
 Writes are atomic: temp file in the same directory, fsync, ``os.replace``, fsync of the directory. A crash at
 any point leaves either the old or the new file; a leftover temp file is removed on load. An unknown future
 ``version`` is refused with a clear error rather than guessed at.
+
+One agent per state directory: ``open`` takes an exclusive ``flock`` on ``<state dir>/agent.lock`` (held until
+``close`` or the process ends) and refuses with ``CheckpointError`` while another process holds it — two agents on
+one directory would ship the same bytes twice and delete each other's temp files. The lock is per process: the
+same process may open the directory again (tests do).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,10 @@ __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "Checkpointer", "Intent", "S
 
 CHECKPOINT_VERSION = 1
 FILENAME = "checkpoints.json"
+LOCK_FILENAME = "agent.lock"
+
+_held_lock = threading.Lock()
+_held: dict[Path, list[int]] = {}  # resolved state dir -> [lock fd, open count] (this process)
 
 
 class CheckpointError(Exception):
@@ -86,6 +98,7 @@ class Checkpointer:
 
     state_dir: Path
     streams: dict[str, StreamState] = field(default_factory=dict)
+    _closed: bool = field(default=False, repr=False)
 
     @property
     def path(self) -> Path:
@@ -95,6 +108,27 @@ class Checkpointer:
     def open(cls, state_dir: Path) -> Checkpointer:
         state_dir = Path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
+        _lock(state_dir)
+        try:
+            return cls._load(state_dir)
+        except BaseException:
+            _unlock(state_dir)
+            raise
+
+    def close(self) -> None:
+        """Release this handle's share of the state-directory lock (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            _unlock(self.state_dir)
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def _load(cls, state_dir: Path) -> Checkpointer:
         cp = cls(state_dir)
         for leftover in state_dir.glob(f".{FILENAME}.*.tmp"):
             # A crash between writing the temp file and the rename: the real file is still the previous state.
@@ -149,3 +183,46 @@ class Checkpointer:
         write_synced(tmp, body, flags=os.O_TRUNC, mode=0o600)
         os.replace(tmp, self.path)
         fsync_dir(self.state_dir)
+
+
+def _lock(state_dir: Path) -> None:
+    """Take (or share, within this process) the exclusive lock on ``state_dir``; CheckpointError if another
+    process holds it."""
+    key = state_dir.resolve()
+    with _held_lock:
+        held = _held.get(key)
+        if held is not None:
+            held[1] += 1
+            return
+        path = state_dir / LOCK_FILENAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            owner = b""
+            with contextlib.suppress(OSError):
+                owner = os.pread(fd, 32, 0).strip()
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            who = f"pid {owner.decode(errors='replace')}" if owner else "another process"
+            raise CheckpointError(
+                f"{state_dir} is in use by another logshield-agent ({who}; lock {path}); two agents on one "
+                "state directory would ship the same lines twice — give each agent its own LOGSHIELD_STATE_DIR"
+            ) from None
+        with contextlib.suppress(OSError):  # who holds it, for the message above (the lock is the flock)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _held[key] = [fd, 1]
+
+
+def _unlock(state_dir: Path) -> None:
+    key = state_dir.resolve()
+    with _held_lock:
+        held = _held.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _held[key]
+            os.close(held[0])  # releases the flock
