@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 
 from ._log import sanitize
 from .config import AgentConfig
@@ -45,7 +44,7 @@ from .sources.fs import FileSystem
 from .sources.lines import split_lines
 from .sources.tailer import PendingBatch, Stream, Tailer
 from .transforms.compress import CONTENT_ENCODING, compress
-from .transforms.events import event_time
+from .transforms.events import event_time, file_time
 
 __all__ = ["Pipeline", "PipelineObserver", "ShipError", "ShippedBatch"]
 
@@ -282,8 +281,7 @@ class Pipeline:
                 return self._resolve_incomplete_replay(stream, intent, stop=stop, deadline=deadline,
                                                        attempts=attempts)
         else:
-            first = event_time(batch.first_record()) or datetime.fromtimestamp(batch.mtime or self.wall(),
-                                                                                 tz=timezone.utc)
+            first = event_time(batch.first_record()) or file_time(batch.mtime or self.wall())
             key = object_key(service=stream.service, host=self.config.host, event_time=first, fingerprint=stream.fp,
                              start=batch.start, end=batch.end, compression=self.config.compression)
             intent = Intent(start=batch.start, end=batch.end, final=batch.final, key=key,

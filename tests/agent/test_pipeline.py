@@ -71,6 +71,17 @@ class TestShipping:
         assert info.key.startswith("service=api/host=testhost/dt=2026-11-23/hour=15/")
         assert info.metadata["logshield-lines"] == "3" and info.metadata["logshield-byte-start"] == "0"
 
+    def test_timestamp_before_1970_partitions_by_file_mtime(self, tmp_path):
+        """A first record claiming the year 99 gives a key that parses, partitioned by the file's mtime."""
+        make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, '{"timestamp":"0099-01-01T00:00:00Z","msg":"x"}\n', "next\n")
+        os.utime(log, (1795446000, 1795446000))  # 2026-11-23T15:00Z
+        make_pipeline(tmp_path).run_once()
+        (key,) = stored_objects(tmp_path / "store")  # stored_objects asserts every key parses
+        assert "/dt=2026-11-23/hour=15/" in key
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_service_derived_from_file_name(self, tmp_path):
         """Without LOGSHIELD_SERVICE the service comes from the file name."""
         make_pipeline(tmp_path)
