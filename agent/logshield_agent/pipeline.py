@@ -173,6 +173,7 @@ class Pipeline:
     # -- entry points
     def run(self, stop: threading.Event) -> None:
         """Ship until ``stop`` is set, then ship the open batches within ``LOGSHIELD_SHUTDOWN_GRACE``."""
+        self._clean_up_after_crash()
         try:
             while not stop.is_set():
                 self.wake.clear()
@@ -191,6 +192,7 @@ class Pipeline:
 
     def run_once(self) -> None:
         """Ship everything readable now and wait for the store's acknowledgement; ``ShipError`` otherwise."""
+        self._clean_up_after_crash()
         try:
             while True:
                 self.tailer.scan(once=True)
@@ -253,6 +255,18 @@ class Pipeline:
         """Stop the upload threads (after the uploads in flight finish) and release the files."""
         self._stop_uploads()
         self.tailer.close()
+
+    def _clean_up_after_crash(self) -> None:
+        """Remove what a killed predecessor may have left in a local store (temp files of interrupted puts)."""
+        if not self._is_local:
+            return
+        try:
+            removed = self.sink.remove_stale_temporaries()  # type: ignore[attr-defined]
+        except OSError as exc:
+            log.warning("cannot clean up temp files in the local store", extra={"error": type(exc).__name__})
+            return
+        if removed:
+            log.info("removed temp files of interrupted uploads", extra={"count": removed})
 
     # -- shipping: the pipeline thread starts and finishes uploads; a small pool compresses and puts
     def _uploads(self) -> concurrent.futures.ThreadPoolExecutor:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from logshield_agent.retention import sweep_expired
@@ -88,3 +91,42 @@ class TestRotatedRetentionPlan:
         assert plan_rotated_deletions(files, mode="keep", **kw) == []
         assert plan_rotated_deletions(files, mode="keep", **(kw | {"keep_days": 5})) == ["old"]
         assert plan_rotated_deletions(files, mode="keep", **(kw | {"keep_bytes": 150})) == ["old", "mid"]
+
+
+class TestDurability:
+    def test_every_created_directory_and_its_parent_is_fsynced(self, tmp_path, monkeypatch):
+        """A put into new dt=/hour= directories fsyncs each new directory and its parent before it returns."""
+        from logshield_agent import _durable
+
+        synced = []
+        real = _durable.fsync_dir
+        monkeypatch.setattr(_durable, "fsync_dir", lambda path: (synced.append(Path(path)), real(path)))
+        sink = LocalDirSink(tmp_path / "store")
+        sink.put("service=a/host=h/dt=2026-01-01/hour=00/k", b"1", sha256=sha(b"1"), metadata={})
+        created = [tmp_path / "store", tmp_path / "store/service=a", tmp_path / "store/service=a/host=h",
+                   tmp_path / "store/service=a/host=h/dt=2026-01-01",
+                   tmp_path / "store/service=a/host=h/dt=2026-01-01/hour=00"]
+        for directory in created:
+            assert directory in synced and directory.parent in synced, directory
+
+    def test_stale_temp_files_removed_fresh_ones_kept(self, tmp_path):
+        """Temp files of a killed put are removed once stale; a fresh one (a put in progress) is kept."""
+        sink = LocalDirSink(tmp_path)
+        sink.put("a/b/k", b"1", sha256=sha(b"1"), metadata={})
+        old, fresh = tmp_path / "a/b/.tmp-0123", tmp_path / "a/b/.tmp-4567"
+        old.write_bytes(b"partial")
+        fresh.write_bytes(b"partial")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        assert sink.remove_stale_temporaries() == 1
+        assert not old.exists() and fresh.exists() and sink.get("a/b/k") == b"1"
+
+    def test_pipeline_start_cleans_the_local_store(self, tmp_path):
+        """A (re)started agent removes the stale temp files its killed predecessor left."""
+        from .conftest import make_pipeline
+
+        leftover = tmp_path / "store/service=app/host=testhost/dt=2026-01-01/hour=00/.tmp-dead"
+        leftover.parent.mkdir(parents=True)
+        leftover.write_bytes(b"half an object")
+        os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+        make_pipeline(tmp_path).run_once()
+        assert not leftover.exists()
