@@ -6,9 +6,9 @@ loop reads ahead. Per stream at most one batch is in flight (back-pressure: noth
 the store answered), a batch is never bigger than ``LOGSHIELD_BATCH_MAX_BYTES`` plus one line, and the tailer reads
 ahead at most one batch more than the uploads in flight — memory is bounded however large the backlog.
 
-Exactly once, per stream (fingerprint) and byte range:
+Exactly once, per stream (its id: see ``sources/tailer.py``) and byte range:
 
-1. the batch ``[start, end)`` gets a key derived from the fingerprint and range, and deterministic bytes;
+1. the batch ``[start, end)`` gets a key derived from the stream id and range, and deterministic bytes;
 2. the *intent* (range, key, compression, chosen event time) is persisted in the checkpoint **before** the upload;
 3. the put is conditional: an identical existing object is success, different content is never overwritten;
 4. only after the store acknowledged, the checkpoint offset moves to ``end`` and the intent is cleared.
@@ -40,6 +40,7 @@ from .sinks.base import ObjectConflictError, Sink, SinkError, SinkUnavailableErr
 from .sinks.keys import object_key
 from .sinks.local import LocalDirSink
 from .sources.checkpoint import Checkpointer, Intent
+from .sources.fingerprint import check_of
 from .sources.fs import FileSystem
 from .sources.lines import split_lines
 from .sources.tailer import PendingBatch, Stream, Tailer
@@ -66,7 +67,7 @@ class ShippedBatch:
     sha256: str
     size: int  # stored (compressed) bytes
     lines: int
-    source: str  # stream fingerprint
+    source: str  # stream id
     byte_start: int
     byte_end: int
     first_event: str
@@ -199,7 +200,7 @@ class Pipeline:
                 for stream in list(self.tailer.streams.values()):
                     if stream.stalled:
                         raise ShipError(f"cannot ship {stream.path}: {stream.stalled}")
-                    if (stream.pending is not None and stream.fp not in self._inflight
+                    if (stream.pending is not None and stream.id not in self._inflight
                             and len(self._inflight) < self.config.upload_concurrency):
                         self._start(stream, attempts=self.once_attempts)
                 if self._inflight:
@@ -227,7 +228,7 @@ class Pipeline:
             if len(self._inflight) >= self.config.upload_concurrency:
                 break  # the next finished upload wakes the loop
             batch = stream.pending
-            if batch is None or stream.stalled or stream.fp in self._inflight:
+            if batch is None or stream.stalled or stream.id in self._inflight:
                 continue
             due = (batch.replay is not None or batch.final or batch.full
                    or now - batch.opened >= self.config.batch_max_age)
@@ -240,7 +241,7 @@ class Pipeline:
         """Ship every open batch (complete lines only), giving up at ``deadline``; unshipped data stays in files."""
         while self.clock() < deadline:
             for stream in list(self.tailer.streams.values()):
-                if (stream.pending is not None and not stream.stalled and stream.fp not in self._inflight
+                if (stream.pending is not None and not stream.stalled and stream.id not in self._inflight
                         and len(self._inflight) < self.config.upload_concurrency):
                     self._start(stream, deadline=deadline)
             if not self._inflight:
@@ -296,17 +297,18 @@ class Pipeline:
                                                        attempts=attempts)
         else:
             first = event_time(batch.first_record()) or file_time(batch.mtime or self.wall())
-            key = object_key(service=stream.service, host=self.config.host, event_time=first, fingerprint=stream.fp,
+            key = object_key(service=stream.service, host=self.config.host, event_time=first, fingerprint=stream.id,
                              start=batch.start, end=batch.end, compression=self.config.compression)
             intent = Intent(start=batch.start, end=batch.end, final=batch.final, key=key,
-                            compression=self.config.compression, first_event=first.isoformat())
+                            compression=self.config.compression, first_event=first.isoformat(),
+                            check=check_of(stream.tail))  # the bytes before `end` (what a restart verifies)
             # Durable before the upload: a restart must re-use exactly this range and key.
-            self.checkpointer.record_intent(stream.fp, intent)
+            self.checkpointer.record_intent(stream.id, intent)
             batch.replay = intent
         upload = _Upload(stream, batch, intent, once=attempts is not None)
         future = self._uploads().submit(self._transfer, upload, stop, deadline, attempts)
         future.add_done_callback(lambda _: self.wake.set())
-        self._inflight[stream.fp] = future
+        self._inflight[stream.id] = future
         return True
 
     def _transfer(self, up: _Upload, stop: threading.Event | None, deadline: float | None,
@@ -321,7 +323,7 @@ class Pipeline:
         up.metadata = {
             sink_base.META_SHA256: up.sha,
             sink_base.META_LINES: str(up.batch.lines),
-            sink_base.META_SOURCE: up.stream.fp,
+            sink_base.META_SOURCE: up.stream.id,
             sink_base.META_BYTE_START: str(up.intent.start),
             sink_base.META_BYTE_END: str(up.intent.end),
             sink_base.META_FIRST_EVENT: up.intent.first_event,
@@ -362,7 +364,7 @@ class Pipeline:
             return  # stopped, out of time, or held on a conflict: the data stays in the file
         if self.observers:
             failed = self._notify("batch_shipped", ShippedBatch(
-                key=up.intent.key, sha256=up.sha, size=up.size, lines=up.batch.lines, source=up.stream.fp,
+                key=up.intent.key, sha256=up.sha, size=up.size, lines=up.batch.lines, source=up.stream.id,
                 byte_start=up.intent.start, byte_end=up.intent.end,
                 first_event=up.metadata[sink_base.META_FIRST_EVENT], last_event=up.metadata[sink_base.META_LAST_EVENT],
                 service=up.stream.service, body=up.content, already_existed=up.existed))
@@ -401,14 +403,14 @@ class Pipeline:
         else:
             log.warning("batch recorded before a restart can no longer be re-read and is not in the store; "
                         "continuing from the last acknowledged offset", extra={"path": stream.path})
-            self.checkpointer.update(stream.fp, replace(self.checkpointer.streams[stream.fp], intent=None))
+            self.checkpointer.update(stream.id, replace(self.checkpointer.streams[stream.id], intent=None))
             self.tailer.abandon_replay(stream)
         return True
 
     def _acknowledge(self, stream: Stream, *, lines: int) -> None:
         batch = stream.pending
         assert batch is not None
-        self.checkpointer.acknowledge(stream.fp, batch.end)
+        self.checkpointer.acknowledge(stream.id, batch.end)
         self.shipped_batches += 1
         self.metrics.lines_shipped.inc(lines)
         self.metrics.bytes_shipped.inc(batch.end - batch.start)

@@ -50,6 +50,30 @@ class TestCheckpointer:
         with pytest.raises(CheckpointError, match="not a logshield checkpoint"):
             Checkpointer.open(tmp_path)
 
+    def test_version_1_is_migrated(self, tmp_path):
+        """A version-1 file loads: ids and heads are the old fingerprints, checks unknown; saving writes version 2."""
+        intent = {"start": 10, "end": 20, "final": False, "key": "k", "compression": "zstd",
+                  "first_event": "2026-01-01T00:00:00"}
+        (tmp_path / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            "fp1": {"fp_len": 256, "offset": 10, "service": "api", "path": "/x", "seen": 5.0, "intent": intent}}}))
+        cp = Checkpointer.open(tmp_path)
+        state = cp.get("fp1")
+        assert (state.head, state.offset, state.check, state.origin, state.path) == ("fp1", 10, None, None, "/x")
+        assert state.intent == Intent(**intent) and state.intent.check is None
+        cp.save()
+        assert json.loads(cp.path.read_text())["version"] == 2
+        assert Checkpointer.open(tmp_path).get("fp1") == state
+
+    def test_acknowledge_takes_the_intents_check(self, tmp_path):
+        """The check recorded with a batch becomes the stream's check once the batch is acknowledged."""
+        cp = Checkpointer.open(tmp_path)
+        cp.update("s", StreamState(fp_len=5, head="h", check="c0"))
+        cp.record_intent("s", Intent(start=0, end=9, final=False, key="k", compression="none", first_event="",
+                                     check="c9"))
+        cp.acknowledge("s", 9)
+        assert (cp.get("s").offset, cp.get("s").check, cp.get("s").intent) == (9, "c9", None)
+        assert cp.with_head("h", 5) == [("s", cp.get("s"))] and cp.with_head("h", 6) == []
+
     def test_no_temp_files_after_save(self, tmp_path):
         """Saving leaves exactly the checkpoint file."""
         cp = Checkpointer.open(tmp_path)

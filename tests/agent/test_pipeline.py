@@ -82,6 +82,27 @@ class TestShipping:
         assert "/dt=2026-11-23/hour=15/" in key
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
+    def test_version_1_checkpoint_resumes(self, tmp_path):
+        """After an upgrade the version-1 checkpoint is used: only lines after its offset ship, and the stream's
+        check and origin are recorded in the version-2 file."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        shipped = write(log, *numbered("a", 20))
+        offset = sum(map(len, shipped))
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        expected = write(log, *numbered("b", 5))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        data = json.loads((tmp_path / "state" / "checkpoints.json").read_text())
+        (state,) = data["streams"].values()
+        assert data["version"] == 2 and state["check"] and state["origin"] == str(log)
+
     def test_service_derived_from_file_name(self, tmp_path):
         """Without LOGSHIELD_SERVICE the service comes from the file name."""
         make_pipeline(tmp_path)
@@ -170,6 +191,35 @@ class TestRotation:
         assert stored_lines(tmp_path / "store") == exactly(expected)
         assert_no_overlap(tmp_path / "store")
 
+    def test_copytruncate_between_check_and_discovery(self, tmp_path):
+        """The copy appears and the original is truncated after the scan checked the open files and before it
+        globbed: the copy is not mistaken for a new file (that would ship its lines twice)."""
+        log = tmp_path / "logs" / "app.log"
+        expected = []
+
+        class RotatingGlobFS(FileSystem):
+            armed = False
+
+            def glob(self, pattern):
+                if self.armed:
+                    self.armed = False
+                    shutil.copyfile(log, tmp_path / "logs" / "app.log.1")
+                    os.truncate(log, 0)
+                    expected.extend(write(log, *numbered("new", 5)))
+                return super().glob(pattern)
+
+        fs = RotatingGlobFS()
+        p = make_pipeline(tmp_path, fs=fs, env={"batch_max_age": "3600"})
+        expected += write(log, *numbered("old", 50))
+        p.step()
+        expected += write(log, *numbered("unread", 5))
+        fs.armed = True
+        for _ in range(4):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+
     def test_copytruncate_copy_elsewhere(self, tmp_path):
         """With the copy outside the globs, lines read before the truncation still ship; new content too."""
         p = make_pipeline(tmp_path, env={"batch_max_age": "3600"})
@@ -200,18 +250,33 @@ class TestRotation:
         assert stored_lines(tmp_path / "store") == exactly(expected)
         assert_no_overlap(tmp_path / "store")
 
-    def test_inode_reuse(self, tmp_path):
-        """A new file under a recycled path/inode is a new stream from byte 0, not a continuation."""
+    @pytest.mark.parametrize("restart", [True, False])
+    def test_inode_reuse(self, tmp_path, restart):
+        """A new file under the same path, with the same inode number and the same header, is a new stream from
+        byte 0 — not the old file resumed at its offset (which would skip the new file's first lines). The
+        filesystem is made to recycle the inode, so the scenario does not depend on the machine's filesystem."""
         log = tmp_path / "logs" / "app.log"
+        fs = RecyclingFS()
         make_pipeline(tmp_path)
-        expected = write(log, *numbered("a", 100))
-        make_pipeline(tmp_path).run_once()
-        ino = log.stat().st_ino
+        expected = write(log, HEADER, *numbered("a", 100))
+        p = make_pipeline(tmp_path, fs=fs)
+        p.step()
+        if restart:
+            p.flush(deadline=float("inf"))
+            p.close()
         log.unlink()
-        expected += write(log, *numbered("b", 10))  # short: offset 100 lines in would skip it all
-        make_pipeline(tmp_path).run_once()
+        if not restart:
+            for _ in range(5):  # the deleted file is drained and let go
+                p.step()
+            assert not p.tailer.streams
+        expected += write(log, HEADER, *numbered("b", 10))  # short: resumed at the old offset it would all be lost
+        if restart:
+            p = make_pipeline(tmp_path, fs=fs)
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
         assert stored_lines(tmp_path / "store") == exactly(expected)
-        assert log.stat().st_ino == ino or True  # the filesystem may or may not recycle; both must work
+        assert len({key.rsplit("/", 1)[1][:12] for key in stored_objects(tmp_path / "store")}) == 2
 
     def test_deleted_while_open_is_drained_and_released(self, tmp_path):
         """A file deleted mid-read is read to its end, shipped, and its descriptor closed."""
@@ -237,6 +302,149 @@ class TestRotation:
         p.step()
         p.flush(deadline=float("inf"))
         p.close()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+
+HEADER = "# service banner: " + "=" * 280 + "\n"  # 300 bytes, the same in every file: longer than the head
+
+
+class TestSameFirstBytes:
+    """Files that start alike (a constant header or first line) are distinct streams; real copies are not."""
+
+    def test_constant_header_rename_rotation(self, tmp_path):
+        """Rename rotation where every file starts with the same 300-byte header: every file ships completely."""
+        p = make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = []
+        for generation in range(3):
+            expected += write(log, HEADER, *numbered(f"g{generation}", 50))
+            p.step()
+            p.step()
+            os.rename(log, tmp_path / "logs" / f"app.log.{generation + 1}")
+        expected += write(log, HEADER, *numbered("last", 50))
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+        p.close()
+        make_pipeline(tmp_path).run_once()  # a restart ships nothing again
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_constant_header_copytruncate(self, tmp_path):
+        """copytruncate where the new content, with the same header, is already longer than what was read: the
+        truncation is noticed (the bytes before the read position changed), the copy continues, nothing twice."""
+        p = make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, HEADER, *numbered("old", 20))
+        p.step()
+        expected += write(log, *numbered("unread", 5))
+        shutil.copyfile(log, tmp_path / "logs" / "app.log.1")
+        os.truncate(log, 0)
+        expected += write(log, HEADER, *numbered("new-content-with-longer-lines", 60))
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        p.close()
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+
+    def test_constant_short_first_line(self, tmp_path):
+        """Every file starts with "starting", seen while it was the only line: after a rotation the new file's
+        lines are not lost (before, the new file resumed the old one's offset); neither after a restart."""
+        p = make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, "starting\n")
+        p.step()  # identified by these 9 bytes alone (settled)
+        expected += write(log, *numbered("a", 30))
+        p.step()
+        os.rename(log, tmp_path / "logs" / "app.log.1")
+        expected += write(log, "starting\n", *numbered("b", 3))
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert stored_lines(tmp_path / "store")[b"starting\n"] == 2
+        p.close()
+        os.rename(log, tmp_path / "logs" / "app.log.2")
+        expected += write(log, "starting\n", *numbered("c", 3))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_restart_after_short_file_deleted(self, tmp_path):
+        """An old file that held only "starting" is replaced while the agent is down by a new one starting with
+        that line: the new file's first line ships too (9 matching bytes in another inode are not enough to
+        resume; the limit: a filesystem handing the new file the old inode number)."""
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        expected = write(log, "starting\n")
+        make_pipeline(tmp_path).run_once()
+        expected += write(tmp_path / "new", "starting\n", *numbered("b", 2))
+        os.replace(tmp_path / "new", log)
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    @pytest.mark.parametrize("new_lines", [3, 500])
+    def test_restart_after_old_file_deleted_new_one_same_header(self, tmp_path, new_lines):
+        """While the agent is down the old file is deleted and a new one with the same header appears (shorter or
+        longer than the old offset): it is a new stream from byte 0, not a continuation."""
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        expected = write(log, HEADER, *numbered("a", 100))
+        make_pipeline(tmp_path).run_once()
+        log.unlink()
+        expected += write(log, HEADER, *numbered("b", new_lines))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert len({key.rsplit("/", 1)[1][:12] for key in stored_objects(tmp_path / "store")}) == 2
+
+    def test_real_copy_not_duplicated(self, tmp_path):
+        """`cp app.log app.log.bak` while followed: the copy is not shipped again — also not after a restart
+        once the original is deleted; what the copy gains later is shipped."""
+        log = tmp_path / "logs" / "app.log"
+        p = make_pipeline(tmp_path)
+        expected = write(log, HEADER, *numbered("a", 100))
+        p.step()
+        shutil.copyfile(log, tmp_path / "logs" / "app.log.bak")
+        expected += write(log, *numbered("after-copy", 10))
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        p.close()
+        log.unlink()
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        expected += write(tmp_path / "logs" / "app.log.bak", *numbered("appended-to-the-copy", 4))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+
+    def test_copy_taken_before_start_not_duplicated(self, tmp_path):
+        """A file and an older copy of it, both there when the agent starts: the file ships once, the copy not."""
+        log = tmp_path / "logs" / "b.log"
+        make_pipeline(tmp_path)
+        expected = write(log, HEADER, *numbered("a", 100))
+        shutil.copyfile(log, tmp_path / "logs" / "a.log")  # sorts first, and is shorter
+        expected += write(log, *numbered("b", 100))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_file_of_one_empty_line_waits_for_a_real_head(self, tmp_path):
+        """A file holding just "\\n" is not identified by that one byte (which every such file shares)."""
+        p = make_pipeline(tmp_path, settle=3600.0)
+        log = tmp_path / "logs" / "app.log"
+        write(log, "\n")
+        os.utime(log)  # just written: not settled
+        p.step()
+        assert p.tailer.streams == {}
+        expected = [b"\n"] + write(log, *numbered("a", 3))
+        p.step()
+        (stream,) = p.tailer.streams.values()
+        assert stream.fp_len > 64
+        p.flush(deadline=float("inf"))
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
 
@@ -277,6 +485,43 @@ class TestLines:
         write(tmp_path / "logs" / "app.log", *raw)
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == Counter(raw)
+
+
+class _Renumbered:
+    """A stat result with another inode number."""
+
+    def __init__(self, st: os.stat_result, ino: int) -> None:
+        self._st, self.st_ino = st, ino
+
+    def __getattr__(self, name: str):
+        return getattr(self._st, name)
+
+
+class RecyclingFS(FileSystem):
+    """Reports the same inode number for every file named app.log, like a filesystem recycling inodes."""
+
+    INO = 4242
+
+    def __init__(self) -> None:
+        self.paths: dict[int, str] = {}
+
+    def open(self, path):
+        fd = super().open(path)
+        self.paths[fd] = path
+        return fd
+
+    def close(self, fd):
+        self.paths.pop(fd, None)
+        super().close(fd)
+
+    def _renumber(self, st, path):
+        return _Renumbered(st, self.INO) if path.endswith("/app.log") else st
+
+    def stat(self, path):
+        return self._renumber(super().stat(path), path)
+
+    def fstat(self, fd):
+        return self._renumber(super().fstat(fd), self.paths.get(fd, ""))
 
 
 class DenyingFS(FileSystem):
@@ -494,6 +739,40 @@ class TestRotatedRetention:
         assert not (tmp_path / "logs" / "app.log.1").exists()
         assert log.exists()
         p.close()
+
+    def test_rotated_after_restart(self, tmp_path):
+        """A file rotated before a restart is still known as rotated afterwards (its origin path is persisted) and
+        is deleted once shipped; the active file stays."""
+        env = {"rotated_retention": "delete", "rotated_grace": "0"}
+        p = make_pipeline(tmp_path, env=env)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, *numbered("a", 10))
+        p.step()
+        os.rename(log, tmp_path / "logs" / "app.log-20261130")
+        expected += write(log, *numbered("b", 10))
+        p.step()
+        p.step()
+        p.close()  # restarted before housekeeping ran
+        p = make_pipeline(tmp_path, env=env)
+        for _ in range(3):
+            p.step()
+        p.housekeeping()
+        assert sorted(os.listdir(tmp_path / "logs")) == ["app.log"]
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_file_found_already_rotated(self, tmp_path):
+        """A file first seen under a rotated name next to its active file (agent installed after a rotation) is
+        rotated from the start; a lone file with a number in its name is not."""
+        make_pipeline(tmp_path)
+        write(tmp_path / "logs" / "app.log.1", *numbered("a", 10))
+        write(tmp_path / "logs" / "app.log", *numbered("b", 10))
+        write(tmp_path / "logs" / "worker.log.1", *numbered("w", 10))
+        p = make_pipeline(tmp_path, env={"rotated_retention": "delete", "rotated_grace": "0"})
+        for _ in range(3):
+            p.step()
+        p.housekeeping()
+        assert sorted(os.listdir(tmp_path / "logs")) == ["app.log", "worker.log.1"]
 
 
 class RecordingObserver:

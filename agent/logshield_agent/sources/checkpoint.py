@@ -2,15 +2,29 @@
 
 State lives in ``<state dir>/checkpoints.json``::
 
-    {"version": 1, "streams": {"<fingerprint>": {"fp_len": 256, "offset": 4096, "service": "app",
-      "path": "/var/log/app.log", "seen": 1700000000.0,
+    {"version": 2, "streams": {"<stream id>": {"head": "<fingerprint of the first fp_len bytes>", "fp_len": 256,
+      "offset": 4096, "check": "<check of the 256 bytes before offset>", "service": "app",
+      "origin": "/var/log/app.log", "path": "/var/log/app.log.1", "seen": 1700000000.0, "copy_of": null,
+      "inode": "2049:1234567",
       "intent": {"start": 4096, "end": 8192, "final": false, "key": "...", "compression": "zstd",
-                 "first_event": "2026-11-23T15:00:00+00:00"}}}}
+                 "first_event": "2026-11-23T15:00:00+00:00", "check": "<check of the bytes before end>"}}}}
 
 ``offset`` only moves after the store acknowledged the object covering ``[old offset, new offset)``. Before an
 upload the pipeline records the batch's ``intent``; after a crash the same range is rebuilt byte for byte and put
 again under the same key (an identical existing object counts as success), so a batch whose upload succeeded but
 whose checkpoint did not is never shipped twice, with different boundaries, under another key.
+
+A stream id is the head's fingerprint for the first stream with that head, and a salted one for any further
+stream with the same head (two different files that start alike); it is recorded before anything is shipped
+under it. A file resumes a stream only if it has the head *and* the ``check`` (the bytes just before ``offset``)
+— a new file that merely starts like an old one starts from byte 0. While fewer than 64 bytes are verified that
+way (a short file, e.g. only ``starting``), the file must also be the same inode (``inode``, a hint otherwise).
+``copy_of`` marks a stream created for a copy
+of another stream's bytes (acknowledged without an upload: its bytes are in the store already).
+
+Version 1 (``<fingerprint>`` keys, no ``head``/``check``/``origin``) is migrated on load: the id and head are
+the old fingerprint, the check is unknown (such a stream is recognised by its head, as before, and gets its check
+recorded when next seen) and the origin is derived from the path. An agent of version 1 cannot read version 2.
 
 Writes are atomic: temp file in the same directory, fsync, ``os.replace``, fsync of the directory. A crash at
 any point leaves either the old or the new file; a leftover temp file is removed on load. An unknown future
@@ -38,7 +52,7 @@ from .._durable import fsync_dir, write_synced
 
 __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "Checkpointer", "Intent", "StreamState"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 FILENAME = "checkpoints.json"
 LOCK_FILENAME = "agent.lock"
 
@@ -60,17 +74,24 @@ class Intent:
     key: str
     compression: str
     first_event: str
+    check: str | None = None  # check of the bytes before ``end``; None in intents migrated from version 1
 
 
 @dataclass(frozen=True)
 class StreamState:
-    """A stream's durable progress. ``offset`` = bytes acknowledged by the store."""
+    """A stream's durable progress. ``offset`` = bytes acknowledged by the store; ``check`` = the check of the
+    bytes before it (None: not recorded, a state migrated from version 1)."""
 
     fp_len: int
+    head: str = ""
     offset: int = 0
+    check: str | None = None
     service: str = "app"
+    origin: str | None = None
     path: str = ""
     seen: float = 0.0
+    copy_of: str | None = None
+    inode: str | None = None  # "dev:ino" where last followed: a hint, needed only when few bytes are verified
     intent: Intent | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +105,25 @@ class StreamState:
         intent = data.get("intent")
         return cls(
             fp_len=int(data["fp_len"]),
+            head=str(data["head"]),
+            offset=int(data["offset"]),
+            check=None if data.get("check") is None else str(data["check"]),
+            service=str(data.get("service", "app")),
+            origin=None if data.get("origin") is None else str(data["origin"]),
+            path=str(data.get("path", "")),
+            seen=float(data.get("seen", 0.0)),
+            copy_of=None if data.get("copy_of") is None else str(data["copy_of"]),
+            inode=None if data.get("inode") is None else str(data["inode"]),
+            intent=Intent(**intent) if intent else None,
+        )
+
+    @classmethod
+    def from_version_1(cls, fingerprint: str, data: dict[str, Any]) -> StreamState:
+        """A version-1 state: keyed by the head fingerprint, no check (trusted by its head, as version 1 was)."""
+        intent = data.get("intent")
+        return cls(
+            fp_len=int(data["fp_len"]),
+            head=fingerprint,
             offset=int(data["offset"]),
             service=str(data.get("service", "app")),
             path=str(data.get("path", "")),
@@ -148,7 +188,10 @@ class Checkpointer:
             raise CheckpointError(f"{cp.path} has version {version!r}, newer than this agent understands "
                                   f"({CHECKPOINT_VERSION}); upgrade the agent")
         try:
-            cp.streams = {fp: StreamState.from_json(s) for fp, s in data["streams"].items()}
+            if version == 1:
+                cp.streams = {fp: StreamState.from_version_1(fp, s) for fp, s in data["streams"].items()}
+            else:
+                cp.streams = {sid: StreamState.from_json(s) for sid, s in data["streams"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{cp.path} is corrupt ({type(exc).__name__}); move it away to start "
                                   "from scratch (files would be shipped again)") from None
@@ -156,6 +199,10 @@ class Checkpointer:
 
     def get(self, fp: str) -> StreamState | None:
         return self.streams.get(fp)
+
+    def with_head(self, head: str, fp_len: int) -> list[tuple[str, StreamState]]:
+        """Every stream whose first ``fp_len`` bytes have the fingerprint ``head``."""
+        return [(sid, st) for sid, st in self.streams.items() if st.head == head and st.fp_len == fp_len]
 
     def update(self, fp: str, state: StreamState, *, persist: bool = True) -> None:
         self.streams[fp] = state
@@ -166,8 +213,11 @@ class Checkpointer:
         self.update(fp, replace(self.streams[fp], intent=intent))
 
     def acknowledge(self, fp: str, end: int) -> None:
-        """The store acknowledged everything up to ``end``: advance and drop the intent, durably."""
-        self.update(fp, replace(self.streams[fp], offset=end, intent=None))
+        """The store acknowledged everything up to ``end``: advance and drop the intent, durably. The intent's check
+        becomes the stream's (it covers the bytes before ``end``)."""
+        state = self.streams[fp]
+        check = state.intent.check if state.intent is not None and state.intent.end == end else None
+        self.update(fp, replace(state, offset=end, check=check, intent=None))
 
     def forget(self, fps: list[str]) -> None:
         for fp in fps:

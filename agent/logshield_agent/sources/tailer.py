@@ -1,20 +1,28 @@
 """Follow log files through rotation and cut their bytes into per-stream batches, bounded in memory.
 
-A *stream* is one file's content, identified by its fingerprint (``fingerprint.py``), independent of path and
-inode. Each ``scan()``:
+A *stream* is one file's content (``stream.py``). Which stream a file is, is decided by its bytes
+(``fingerprint.py``, ``identity.py``), never by its path, inode or first bytes alone. Each ``scan()``:
 
-1. checks every open file descriptor: a file whose size dropped below what was read, or whose first bytes
-   changed, was truncated in place (copytruncate) — the stream lets go of it and waits for the copy;
-2. globs the patterns; a path whose inode is already open is the same stream under a (maybe new) name
-   (rename rotation); an unknown inode is opened and fingerprinted: a live stream waiting for its copy is bound to
-   it and continues where it was (so copytruncate loses nothing if the copy matches the glob), a second file with a
-   live stream's fingerprint is an alias and ignored (no duplicates), a checkpointed fingerprint resumes at its
-   acknowledged offset, anything else is a new stream from byte 0;
+1. checks every open file: a file whose size dropped below what was read, or whose first bytes or bytes just
+   before the read position changed, was truncated in place (copytruncate) — the stream lets go of it and waits
+   for the copy;
+2. globs the patterns; a path whose inode is already followed is the same stream under a (maybe new) name (rename
+   rotation); an unknown inode is opened and identified (``_identify``), biggest files first:
+
+   a. the copy a truncated stream waits for (same head, same bytes before the read position) continues it, so
+      copytruncate loses nothing when the copy matches the glob;
+   b. a file holding a checkpointed stream's bytes just before its acknowledged offset resumes it there;
+   c. a copy of a followed file (its content so far is that file's beginning) is an *alias*: not shipped again,
+      looked at again when it changes, and recorded as an acknowledged ``copy_of`` stream once the original's
+      bytes are in the store (so a restart after the original is deleted does not ship the copy);
+   d. anything else is a new stream from byte 0 — also a file that starts like another (a constant header, the
+      same first line): it gets a stream id of its own;
 3. reads each stream into its pending batch in chunks, never more than the batch size plus one line.
 
-A stream is *rotated* once the path where it was first seen no longer leads to it, *gone* once it is deleted or
-no longer matched. A rotated or gone stream that stopped growing for ``settle`` seconds ships its unterminated
-last line as is; a gone stream is closed once everything is acknowledged (deleted files do not stay open).
+A stream is *rotated* once its origin path (where it was the active file; persisted) no longer leads to it,
+*gone* once it is deleted or no longer matched. A rotated or gone stream that stopped growing for ``settle``
+seconds ships its unterminated last line as is; a gone stream is closed once everything is acknowledged (deleted
+files do not stay open).
 
 Inherent race, as in every tailer: with copytruncate, lines written after the copy and before the truncation
 exist in neither file and cannot be shipped; lines written before our last read are safe either way.
@@ -24,107 +32,37 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import re
 import stat as stat_mod
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
-from .checkpoint import Checkpointer, Intent, StreamState
-from .fingerprint import FINGERPRINT_BYTES, fingerprint_of, take_fingerprint
+from .checkpoint import Checkpointer, StreamState
+from .fingerprint import CHECK_BYTES, FINGERPRINT_BYTES, check_of, fingerprint_of, take_fingerprint
 from .fs import FileSystem
+from .identity import is_copy, read_at, state_matches
 from .lines import split_records, take_records
+from .stream import PendingBatch, Stream, origin_path_for, service_from_path
 
 __all__ = ["PendingBatch", "Stream", "Tailer", "service_from_path"]
 
 log = logging.getLogger("logshield_agent.tailer")
 
 READ_CHUNK = 1024 * 1024
-_ROTATION_SUFFIX = re.compile(r"(\.\d+|\.gz|\.zst|\.bz2|\.xz|[-_.]\d{8,14}|\.old)+$")
-
-
-def service_from_path(path: str) -> str:
-    """``/var/log/api.log.1`` → ``api``; falls back to ``app``."""
-    name = _ROTATION_SUFFIX.sub("", os.path.basename(path))
-    name = re.sub(r"\.(log|txt|json|ndjson|jsonl|out|err)$", "", name)
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._-")[:128]
-    return name or "app"
 
 
 @dataclass
-class PendingBatch:
-    """Records read from ``[start, end)`` of a stream, waiting to be shipped: kept as a few runs of whole records
-    (``chunks``), not one object per line."""
+class _Alias:
+    """A file found to be a copy of a followed stream's beginning (not shipped); valid while it is unchanged."""
 
-    start: int
-    end: int
-    chunks: list[bytes] = field(default_factory=list)
-    lines: int = 0
-    size: int = 0
-    opened: float = 0.0  # monotonic time of the first record
-    mtime: float = 0.0  # file mtime when the first record was read (event-time fallback)
-    final: bool = False
-    full: bool = False  # the next record did not fit: ship now
-    replay: Intent | None = None  # set when re-building a batch recorded before a crash
-    incomplete: bool = False  # replay could not re-read the whole range
-
-    def add(self, body: bytes, lines: int) -> None:
-        if lines:
-            self.chunks.append(body)
-            self.lines += lines
-            self.size += len(body)
-
-    @property
-    def body(self) -> bytes:
-        """Every record, newline-terminated, in order (joined once; later calls are free)."""
-        if len(self.chunks) > 1:
-            self.chunks[:] = [b"".join(self.chunks)]
-        return self.chunks[0] if self.chunks else b""
-
-    def first_record(self) -> bytes:
-        body = self.chunks[0] if self.chunks else b""
-        return body[:body.find(b"\n") + 1]
-
-    def last_record(self) -> bytes:
-        body = self.chunks[-1] if self.chunks else b""
-        return body[body.rfind(b"\n", 0, len(body) - 1) + 1:]
-
-
-@dataclass
-class Stream:
-    fp: str
-    fp_len: int
-    service: str
-    origin_path: str
+    target: str
     path: str
-    acked: int
-    fd: int | None = None
-    dev: int = 0
-    ino: int = 0
-    size: int = 0
-    mtime: float = 0.0
-    buf: bytearray = field(default_factory=bytearray)
-    buf_offset: int = 0
-    pending: PendingBatch | None = None
-    last_change: float = 0.0
-    rotated: bool = False
-    gone: bool = False
-    deleted: bool = False
-    recheck: bool = False  # a read raced with a truncation: verify the head on the next scan
-    detached: bool = False  # truncated in place; waiting for the copy (this scan) or finishing from memory
-    stalled: str | None = None
-
-    @property
-    def read_offset(self) -> int:
-        return self.buf_offset + len(self.buf)
-
-    @property
-    def unshipped(self) -> int:
-        return max(self.size, self.read_offset) - self.acked
-
-    def drained(self) -> bool:
-        return self.pending is None and not self.buf and self.read_offset >= self.size
+    size: int
+    mtime_ns: int
+    head: str
+    fp_len: int
+    check: str  # of the copy's bytes before ``size``
+    of_detached: bool
 
 
 class Tailer:
@@ -158,8 +96,10 @@ class Tailer:
         #: Read ahead into new batches only while all pending batches together are smaller than this.
         self.max_pending_bytes = max_pending_bytes
         self._turn = 0
+        self._once = False
         self.streams: dict[str, Stream] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
+        self._aliases: dict[tuple[int, int], _Alias] = {}
         self._denied: set[str] = set()
 
     # -- lifecycle
@@ -178,6 +118,7 @@ class Tailer:
     # -- scanning
     def scan(self, *, once: bool = False) -> None:
         now = self.clock()
+        self._once = once
         self._check_open_files(now)
         seen = self._discover(now)
         streams = list(self.streams.values())
@@ -219,7 +160,7 @@ class Tailer:
             changed = st.st_size != stream.size or st.st_mtime != stream.mtime
             truncated = st.st_size < stream.read_offset or st.st_size < stream.fp_len
             if (changed or stream.recheck) and not truncated:
-                truncated = not self._head_matches(stream.fd, stream.fp, stream.fp_len)
+                truncated = not self._intact(stream, stream.fd)
             stream.recheck = False
             if truncated:
                 log.info("file truncated in place (copytruncate); following the copy if there is one",
@@ -237,12 +178,15 @@ class Tailer:
             except OSError:
                 stream.rotated = True
 
-    def _head_matches(self, fd: int, fp: str, fp_len: int) -> bool:
+    def _intact(self, stream: Stream, fd: int) -> bool:
+        """The file still starts with the stream's head and holds, just before the read position, the bytes read
+        there (a file truncated and rewritten past that point with the same header fails the second test)."""
+        window = stream.window()
         try:
-            head = self.fs.pread(fd, fp_len, 0)
+            return (read_at(self.fs, fd, stream.fp_len, 0) == stream.head_bytes
+                    and read_at(self.fs, fd, len(window), stream.read_offset - len(window)) == window)
         except OSError:
             return False
-        return len(head) == fp_len and fingerprint_of(head) == fp
 
     def _discover(self, now: float) -> set[tuple[int, int]]:
         seen: set[tuple[int, int]] = set()
@@ -252,6 +196,8 @@ class Tailer:
                 paths.extend(sorted(self.fs.glob(pattern)))
             except OSError as exc:
                 log.warning("glob failed", extra={"pattern": pattern, "error": type(exc).__name__})
+        unknown: list[tuple[str, tuple[int, int], int]] = []
+        aliases_seen: set[tuple[int, int]] = set()
         for path in dict.fromkeys(paths):
             try:
                 st = self.fs.stat(path)
@@ -265,9 +211,47 @@ class Tailer:
                 seen.add(inode)
                 self.streams[owner].path = path
                 continue
-            if self._adopt(path, now):
+            alias = self._aliases.get(inode)
+            if alias is not None and self._alias_holds(alias, path, st):
+                aliases_seen.add(inode)
+                continue
+            unknown.append((path, inode, st.st_size))
+        for inode in set(self._aliases) - aliases_seen:
+            del self._aliases[inode]
+        # Biggest first: of a file and its (older, shorter) copy, the file is followed and the copy is the alias.
+        for path, inode, _ in sorted(unknown, key=lambda item: -item[2]):
+            if inode not in self._by_inode and self._adopt(path, now):
                 seen.add(inode)
         return seen
+
+    def _alias_holds(self, alias: _Alias, path: str, st: object) -> bool:
+        """True while a known copy stays a copy (unchanged, original still followed, or recorded as shipped now)."""
+        alias.path = path
+        if (getattr(st, "st_size", -1), getattr(st, "st_mtime_ns", -1)) != (alias.size, alias.mtime_ns):
+            return False  # it changed: decide again
+        target = self.checkpointer.get(alias.target)
+        if target is not None and target.offset >= alias.size:
+            return not self._record_copy(alias)  # recorded: identified as that stream at once (nothing to read)
+        live = self.streams.get(alias.target)
+        return live is not None and live.detached == alias.of_detached
+
+    def _record_copy(self, alias: _Alias) -> bool:
+        """The original's bytes the copy holds are in the store: record the copy as a stream acknowledged up to its
+        end (``copy_of``), durably, so that it is recognised after a restart even once the original is gone."""
+        sid = self._new_id(alias.head, (0, 0))
+        state = StreamState(fp_len=alias.fp_len, head=alias.head, offset=alias.size, check=alias.check,
+                            service=self.service or service_from_path(alias.path), origin=alias.path,
+                            path=alias.path, seen=self.wall(), copy_of=alias.target)
+        try:
+            self.checkpointer.update(sid, state)
+        except OSError as exc:
+            self.checkpointer.streams.pop(sid, None)
+            log.warning("cannot record a copy in the checkpoint; will retry",
+                        extra={"path": alias.path, "error": type(exc).__name__})
+            return False
+        log.info("copy of a followed file recorded as shipped (its bytes are in the store)",
+                 extra={"path": alias.path, "copy_of": alias.target})
+        return True
 
     def _adopt(self, path: str, now: float) -> bool:
         """Open an unknown file and decide which stream it is. True when a stream now owns it."""
@@ -287,19 +271,19 @@ class Tailer:
             st = self.fs.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
                 return False
-            head = self.fs.pread(fd, FINGERPRINT_BYTES, 0)
-            stream = self._identify(head, path)
+            head = read_at(self.fs, fd, FINGERPRINT_BYTES, 0)
+            stream = self._identify(fd, st, head, path)
             if stream is None:
                 return False
-            if stream.fd is not None:
-                return False  # alias: same content as a file already followed (copy); shipping it would duplicate
             stream.fd, stream.dev, stream.ino, stream.path = fd, st.st_dev, st.st_ino, path
             if stream.detached:
                 log.info("following the copy of a truncated file", extra={"path": path})
                 stream.detached = False
-                stream.origin_path = path
             stream.size, stream.mtime, stream.last_change = st.st_size, st.st_mtime, now
-            self._by_inode[(st.st_dev, st.st_ino)] = stream.fp
+            self._by_inode[(st.st_dev, st.st_ino)] = stream.id
+            state = self.checkpointer.get(stream.id)
+            if state is not None and state.inode != f"{st.st_dev}:{st.st_ino}":
+                self.checkpointer.update(stream.id, replace(state, inode=f"{st.st_dev}:{st.st_ino}"), persist=False)
             keep = True
             return True
         except OSError as exc:
@@ -310,34 +294,139 @@ class Tailer:
                 with contextlib.suppress(OSError):
                     self.fs.close(fd)
 
-    def _identify(self, head: bytes, path: str) -> Stream | None:
+    # -- identification (see the module docstring, step 2)
+    def _identify(self, fd: int, st: object, head: bytes, path: str) -> Stream | None:
+        """The stream an unknown file belongs to (created when new), or None: an alias, or undecided yet."""
+        inode = (st.st_dev, st.st_ino)  # type: ignore[attr-defined]
+        size: int = st.st_size  # type: ignore[attr-defined]
+        # a. the copy a truncated stream waits for
+        for stream in self.streams.values():
+            if (not stream.detached or stream.fd is not None or (stream.dev, stream.ino) == inode
+                    or head[:stream.fp_len] != stream.head_bytes):
+                continue
+            verdict = self._continues(fd, size, stream)
+            if verdict is None:
+                return None
+            if verdict == "continues":
+                return stream
+            if verdict == "contained":
+                self._alias(stream, fd, st, head, path, of_detached=True)
+                return None
+        # b. a checkpointed stream not followed now, verified at its acknowledged offset
         lengths = {s.fp_len for s in self.streams.values()} | {s.fp_len for s in self.checkpointer.streams.values()}
-        for length in sorted(lengths, reverse=True):
+        found: list[tuple[bool, int, str, StreamState]] = []
+        for length in lengths:
             if len(head) < length:
                 continue
-            fp = fingerprint_of(head[:length])
-            live = self.streams.get(fp)
-            if live is not None and live.fp_len == length:
-                return live
-            state = self.checkpointer.get(fp)
-            if state is not None and state.fp_len == length:
-                return self._open_stream(fp, state, path)
-        taken = take_fingerprint(head)
+            for sid, state in self.checkpointer.with_head(fingerprint_of(head[:length]), length):
+                if sid in self.streams:
+                    continue
+                matches = state_matches(self.fs, fd, size, state, f"{inode[0]}:{inode[1]}")
+                if matches is None:
+                    return None  # unreadable for now: decide on a later scan
+                if matches:
+                    found.append((state.path == path, state.offset, sid, state))
+        if found:
+            _, _, sid, state = max(found, key=lambda item: item[:2])
+            return self._resume(sid, state, fd, head, path, inode)
+        # c. a copy of a followed file
+        for stream in list(self.streams.values()):
+            common = min(len(head), len(stream.head_bytes))
+            if stream.detached or stream.fd is None or not common or head[:common] != stream.head_bytes[:common]:
+                continue
+            try:
+                other_size = self.fs.fstat(stream.fd).st_size
+            except OSError:
+                return None
+            if other_size < stream.read_offset or not self._intact(stream, stream.fd):
+                # Truncated since this scan checked it (copytruncate in progress): this may be its copy. Decide
+                # on the next scan, once the truncation is noticed and the stream waits for its copy.
+                stream.recheck = True
+                return None
+            copy = is_copy(self.fs, fd, size, stream.fd, other_size)
+            if copy is None:
+                return None
+            if copy:
+                self._alias(stream, fd, st, head, path, of_detached=False)
+                return None
+        # d. a new stream
+        settled = self._once or self.wall() - st.st_mtime >= self.settle  # type: ignore[attr-defined]
+        taken = take_fingerprint(head, settled=settled)
         if taken is None:
             return None
         fp, length = taken
-        state = StreamState(fp_len=length, offset=0, service=self.service or service_from_path(path), path=path,
-                            seen=self.wall())
-        self.checkpointer.update(fp, state, persist=False)
-        return self._open_stream(fp, state, path)
+        sid = fp if fp not in self.checkpointer.streams and fp not in self.streams else self._new_id(fp, inode)
+        state = StreamState(fp_len=length, head=fp, offset=0, check=check_of(b""),
+                            service=self.service or service_from_path(path),
+                            origin=origin_path_for(path, inode, self.fs.stat), path=path, seen=self.wall())
+        self.checkpointer.update(sid, state, persist=False)
+        if sid != fp:
+            log.info("file starts like another one but is not a copy; following it as a stream of its own",
+                     extra={"path": path, "stream": sid})
+        return self._open_stream(sid, state, path, head[:length])
 
-    def _open_stream(self, fp: str, state: StreamState, path: str) -> Stream:
-        stream = Stream(fp=fp, fp_len=state.fp_len, service=state.service, origin_path=path, path=path,
-                        acked=state.offset, buf_offset=state.offset)
+    def _continues(self, fd: int, size: int, stream: Stream) -> str | None:
+        """Whether a file is the copy of a truncated stream: ``continues`` (holds the bytes before the read
+        position), ``contained`` (a shorter copy: everything in it was read already) or ``other``."""
+        window = stream.window()
+        start = stream.read_offset - len(window)
+        try:
+            if size >= stream.read_offset:
+                return "continues" if read_at(self.fs, fd, len(window), start) == window else "other"
+            if size > start:
+                return "contained" if read_at(self.fs, fd, size - start, start) == window[:size - start] else "other"
+        except OSError:
+            return None
+        return "other"
+
+    def _alias(self, target: Stream, fd: int, st: object, head: bytes, path: str, *, of_detached: bool) -> None:
+        size: int = st.st_size  # type: ignore[attr-defined]
+        inode = (st.st_dev, st.st_ino)  # type: ignore[attr-defined]
+        length = min(len(head), FINGERPRINT_BYTES)
+        start = max(0, size - CHECK_BYTES)
+        try:
+            window = read_at(self.fs, fd, size - start, start)
+        except OSError:
+            return
+        if inode not in self._aliases:
+            log.info("file is a copy of a followed file; not shipping it again", extra={"path": path,
+                                                                                         "copy_of": target.path})
+        self._aliases[inode] = _Alias(target=target.id, path=path, size=size,
+                                      mtime_ns=st.st_mtime_ns,  # type: ignore[attr-defined]
+                                      head=fingerprint_of(head[:length]), fp_len=length, check=check_of(window),
+                                      of_detached=of_detached)
+
+    def _new_id(self, fp: str, inode: tuple[int, int]) -> str:
+        """A stream id for a stream whose head fingerprint is taken: salted, so unique; recorded in the checkpoint
+        before anything is shipped under it, which keeps it stable across restarts."""
+        salt = 0
+        while True:
+            sid = fingerprint_of(f"{fp}:{inode[0]}:{inode[1]}:{time.time_ns()}:{salt}".encode())
+            if sid not in self.checkpointer.streams and sid not in self.streams:
+                return sid
+            salt += 1
+
+    def _resume(self, sid: str, state: StreamState, fd: int, head: bytes, path: str,
+                inode: tuple[int, int]) -> Stream:
+        origin = state.origin or origin_path_for(path, inode, self.fs.stat)
+        stream = self._open_stream(sid, state, path, head[:state.fp_len], origin)
+        start = max(0, state.offset - CHECK_BYTES)
+        with contextlib.suppress(OSError):
+            stream.tail = read_at(self.fs, fd, state.offset - start, start)
+        if state.check is None or state.origin is None:  # migrated from version 1: record what was missing
+            self.checkpointer.update(sid, replace(state, origin=origin, check=state.check or check_of(stream.tail)),
+                                     persist=False)
+        return stream
+
+    def _open_stream(self, sid: str, state: StreamState, path: str, head_bytes: bytes,
+                     origin: str | None = None) -> Stream:
+        stream = Stream(id=sid, head=state.head, fp_len=state.fp_len, head_bytes=head_bytes, service=state.service,
+                        origin_path=origin or state.origin or path, path=path, acked=state.offset,
+                        buf_offset=state.offset)
         if state.intent is not None:
             stream.pending = PendingBatch(start=state.intent.start, end=state.intent.end, final=state.intent.final,
                                           replay=state.intent)
-        self.streams[fp] = stream
+        self.streams[sid] = stream
         return stream
 
     # -- reading
@@ -350,14 +439,19 @@ class Tailer:
         if stream.fd is None:
             batch.incomplete = True
             return
-        data = bytearray()
-        while len(data) < batch.end - batch.start:
-            chunk = self.fs.pread(stream.fd, batch.end - batch.start - len(data), batch.start + len(data))
-            if not chunk:
-                break
-            data += chunk
-        if not self._head_matches(stream.fd, stream.fp, stream.fp_len):
+        window_start = max(0, batch.end - CHECK_BYTES)
+        try:
+            data = read_at(self.fs, stream.fd, batch.end - batch.start, batch.start)
+            window = read_at(self.fs, stream.fd, batch.end - window_start, window_start)
+            head_ok = read_at(self.fs, stream.fd, stream.fp_len, 0) == stream.head_bytes
+        except OSError:
+            batch.incomplete = True
+            return
+        if not head_ok:
             stream.recheck = True  # truncated under us: retry after the next scan re-identified the file
+            return
+        if batch.replay.check is not None and check_of(window) != batch.replay.check:
+            batch.incomplete = True  # the file no longer holds the bytes the batch was recorded from
             return
         records, ends = split_records(data, self.max_line_bytes, final=batch.final)
         if len(data) < batch.end - batch.start or not ends or ends[-1] != len(data):
@@ -367,6 +461,7 @@ class Tailer:
         batch.add(b"".join(records), len(records))
         stream.buf_offset = batch.end
         stream.buf.clear()
+        stream.tail = window
 
     def _fill(self, stream: Stream, now: float) -> None:
         if stream.stalled or stream.fd is None:
@@ -386,8 +481,7 @@ class Tailer:
                         batch = stream.pending = PendingBatch(start=stream.buf_offset, end=stream.buf_offset,
                                                               opened=now, mtime=stream.mtime)
                     batch.add(body, lines)
-                    del stream.buf[:consumed]
-                    stream.buf_offset += consumed
+                    stream.consume(consumed)
                     batch.end = stream.buf_offset
                     self.on_read(lines, consumed)
                 if batch is not None and (b"\n" in stream.buf or len(stream.buf) >= self.max_line_bytes):
@@ -403,7 +497,7 @@ class Tailer:
                 return
             if not chunk:
                 return
-            if not self._head_matches(stream.fd, stream.fp, stream.fp_len):
+            if not self._intact(stream, stream.fd):
                 # Truncated (and maybe rewritten) between fstat and pread: these bytes may be the new content.
                 # Drop them; the next scan detects the truncation and follows the copy from read_offset.
                 stream.recheck = True
@@ -431,8 +525,7 @@ class Tailer:
             batch = stream.pending = PendingBatch(start=stream.buf_offset, end=stream.buf_offset, opened=now,
                                                   mtime=stream.mtime)
         batch.add(b"".join(records), len(records))
-        stream.buf_offset += ends[-1]
-        stream.buf.clear()
+        stream.consume(ends[-1])
         batch.end = stream.buf_offset
         batch.final = True
         self.on_read(len(records), ends[-1])
@@ -444,7 +537,7 @@ class Tailer:
         if stream.fd is not None and now - stream.last_change < self.settle:
             return
         self._release(stream)
-        del self.streams[stream.fp]
+        del self.streams[stream.id]
 
     # -- after a batch was acknowledged
     def acknowledged(self, stream: Stream) -> None:
@@ -452,12 +545,22 @@ class Tailer:
         assert batch is not None
         stream.acked = batch.end
         stream.pending = None
-        if stream.buf_offset < batch.end:  # replayed batch: continue after it
-            stream.buf_offset = batch.end
-            stream.buf.clear()
+        if stream.buf_offset < batch.end:  # replayed batch (not re-read): continue after it
+            self._reposition(stream, batch.end)
+        for inode, alias in list(self._aliases.items()):
+            if alias.target == stream.id and alias.size <= stream.acked and self._record_copy(alias):
+                del self._aliases[inode]
 
     def abandon_replay(self, stream: Stream) -> None:
         """A recorded batch can no longer be rebuilt and is not in the store: read on from the acked offset."""
         stream.pending = None
-        stream.buf_offset = stream.acked
+        self._reposition(stream, stream.acked)
+
+    def _reposition(self, stream: Stream, offset: int) -> None:
+        stream.buf_offset = offset
         stream.buf.clear()
+        stream.tail = b""
+        if stream.fd is not None:
+            start = max(0, offset - CHECK_BYTES)
+            with contextlib.suppress(OSError):
+                stream.tail = read_at(self.fs, stream.fd, offset - start, start)
