@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from ._log import sanitize
 from .config import AgentConfig
 from .health import AgentMetrics, Readiness
-from .retention import RotatedFile, plan_rotated_deletions, sweep_expired
+from .retention import RotatedFile, delete_rotated, plan_rotated_deletions, sweep_expired
 from .sinks import base as sink_base
 from .sinks.base import ObjectConflictError, Sink, SinkError, SinkUnavailableError
 from .sinks.keys import object_key
@@ -485,18 +485,18 @@ class Pipeline:
         """Delete shipped rotated files per policy, sweep expired local objects, forget long-gone streams."""
         wall = self.wall()
         cfg = self.config
-        candidates = [
-            RotatedFile(s.path, s.size, s.mtime)
+        candidates = {
+            s.path: RotatedFile(s.path, s.size, s.mtime, s.dev, s.ino)
             for s in self.tailer.streams.values()
             if s.rotated and not s.gone and s.fd is not None and s.drained() and s.acked >= s.size
             and s.pending is None
-        ]
-        for path in plan_rotated_deletions(candidates, mode=cfg.rotated_retention, grace=cfg.rotated_grace,
+        }
+        for path in plan_rotated_deletions(candidates.values(), mode=cfg.rotated_retention, grace=cfg.rotated_grace,
                                            keep_days=cfg.rotated_keep_days, keep_bytes=cfg.rotated_keep_bytes,
                                            now=wall):
             try:
-                self.tailer.fs.unlink(path)
-                log.info("deleted fully shipped rotated file", extra={"path": path})
+                if delete_rotated(self.tailer.fs, candidates[path]):
+                    log.info("deleted fully shipped rotated file", extra={"path": path})
             except OSError as exc:
                 log.warning("cannot delete rotated file", extra={"path": path, "error": type(exc).__name__})
         if self._is_local and cfg.retention_days:

@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 
 from .sinks.base import ObjectLockedError
 from .sinks.local import LocalDirSink
+from .sources.fs import FileSystem
 
-__all__ = ["RotatedFile", "plan_rotated_deletions", "sweep_expired"]
+__all__ = ["RotatedFile", "delete_rotated", "plan_rotated_deletions", "sweep_expired"]
 
 log = logging.getLogger("logshield_agent.retention")
 
@@ -26,6 +27,8 @@ class RotatedFile:
     path: str
     size: int
     mtime: float
+    dev: int = 0
+    ino: int = 0
 
 
 def plan_rotated_deletions(
@@ -53,6 +56,21 @@ def plan_rotated_deletions(
                 doomed.append(f.path)
                 total -= f.size
     return doomed
+
+
+def delete_rotated(fs: FileSystem, file: RotatedFile) -> bool:
+    """Unlink ``file.path`` only if the path still leads to that file (device, inode) at that size, checked right
+    before the unlink: a rotation between the scan and now may have moved another file — one with bytes not yet
+    shipped — to this name. True when deleted."""
+    try:
+        st = fs.stat(file.path)
+    except FileNotFoundError:
+        return False
+    if (st.st_dev, st.st_ino, st.st_size) != (file.dev, file.ino, file.size):
+        log.info("rotated file changed or moved since it was checked; not deleted", extra={"path": file.path})
+        return False
+    fs.unlink(file.path)
+    return True
 
 
 def sweep_expired(sink: LocalDirSink, *, now: datetime | None = None) -> int:

@@ -740,6 +740,28 @@ class TestRotatedRetention:
         assert log.exists()
         p.close()
 
+    def test_rotation_between_scan_and_housekeeping(self, tmp_path):
+        """logrotate shifts the files after the scan and before housekeeping: the file now under the shipped
+        file's old name (with unshipped lines) is not deleted; each goes once it is shipped."""
+        p = make_pipeline(tmp_path, env={"rotated_retention": "delete", "rotated_grace": "0",
+                                         "batch_max_age": "3600"})
+        logs = tmp_path / "logs"
+        expected = write(logs / "app.log", *numbered("a", 10))
+        p.step()
+        os.rename(logs / "app.log", logs / "app.log.1")
+        expected += write(logs / "app.log", *numbered("b", 10))
+        p.step()
+        p.step()  # app.log.1 fully shipped; app.log read, its batch still open
+        os.rename(logs / "app.log.1", logs / "app.log.2")
+        os.rename(logs / "app.log", logs / "app.log.1")
+        p.housekeeping()
+        assert sorted(os.listdir(logs)) == ["app.log.1", "app.log.2"]
+        assert stored_lines(tmp_path / "store") == exactly(expected[:10])
+        p.step()  # both rotated now: the b batch ships as final
+        p.housekeeping()
+        assert os.listdir(logs) == []
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_rotated_after_restart(self, tmp_path):
         """A file rotated before a restart is still known as rotated afterwards (its origin path is persisted) and
         is deleted once shipped; the active file stays."""
