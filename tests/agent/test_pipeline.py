@@ -911,6 +911,35 @@ class TestConcurrentUploads:
         pending = [s.pending.size for s in p.tailer.streams.values() if s.pending is not None]
         assert len(p.tailer.streams) == 20 and sum(pending) <= 3 * (4096 + 1024) and len(pending) <= 4
 
+    @pytest.mark.timeout(60)
+    @pytest.mark.parametrize(("concurrency", "line", "max_line"), [(2, 40, 1024), (1, 1000, 4096)])
+    def test_memory_bounded_with_many_backlog_files(self, tmp_path, concurrency, line, max_line):
+        """60 files with a backlog: what is held in memory (read-ahead and batches) stays within the budget of
+        UPLOAD_CONCURRENCY + 1 batches (plus a line or two per batch) at every scan; read-ahead left in idle files
+        never blocks the others (it is dropped and re-read); every line ships once."""
+        make_pipeline(tmp_path)
+        expected = []
+        for n in range(60):
+            expected += write(tmp_path / "logs" / f"f{n:02d}.log",
+                              *[f"f{n:02d} {i:05d} {'x' * line}\n" for i in range(16000 // line)])
+        p = make_pipeline(tmp_path, env={"upload_concurrency": str(concurrency), "batch_max_bytes": "4KiB",
+                                         "max_line_bytes": str(max_line)})
+        budget = (concurrency + 1) * 4096
+        peak = 0
+        scan = p.tailer.scan
+
+        def measured_scan(**kwargs):
+            nonlocal peak
+            scan(**kwargs)
+            streams = p.tailer.streams.values()
+            peak = max(peak, sum(len(s.buf) + (s.pending.size if s.pending else 0) for s in streams))
+
+        p.tailer.scan = measured_scan
+        p.run_once()
+        assert p.tailer.max_pending_bytes == budget
+        assert 0 < peak <= budget + (concurrency + 1) * 2 * max_line
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_conflicting_object_holds_only_that_file(self, tmp_path):
         """An object already stored with other bytes under a batch's key is never overwritten nor acknowledged;
         that file is held (its data stays), the other files ship."""

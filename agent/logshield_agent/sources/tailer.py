@@ -17,7 +17,8 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
       bytes are in the store (so a restart after the original is deleted does not ship the copy);
    d. anything else is a new stream from byte 0 — also a file that starts like another (a constant header, the
       same first line): it gets a stream id of its own;
-3. reads each stream into its pending batch in chunks, never more than the batch size plus one line.
+3. reads each stream into its pending batch in chunks, never more than the batch size plus one line; all the
+   read-ahead and pending batches together stay within ``max_pending_bytes`` however many files have a backlog.
 
 A stream is *rotated* once its origin path (where it was the active file; persisted) no longer leads to it,
 *gone* once it is deleted or no longer matched. A rotated or gone stream that stopped growing for ``settle``
@@ -93,7 +94,8 @@ class Tailer:
         self.clock = clock
         self.wall = wall
         self.on_read = on_read or (lambda lines, nbytes: None)
-        #: Read ahead into new batches only while all pending batches together are smaller than this.
+        #: Bound on file content held in memory (read-ahead + pending batches, see ``held_bytes``): a new batch is
+        #: started only while there is room for a whole one; beyond it, idle read-ahead is dropped (re-read later).
         self.max_pending_bytes = max_pending_bytes
         self._turn = 0
         self._once = False
@@ -125,7 +127,10 @@ class Tailer:
         if streams:  # round robin: with a read-ahead budget, every file gets its turn first
             self._turn = (self._turn + 1) % len(streams)
             streams = streams[self._turn:] + streams[:self._turn]
-        pending = sum(s.pending.size for s in streams if s.pending is not None)
+        held = self.held_bytes()
+        reserved = sum(self._reservation(s) for s in streams)
+        budget = self.max_pending_bytes
+        blocked = False
         for stream in streams:
             if stream.fd is None:
                 stream.gone = stream.detached
@@ -134,16 +139,50 @@ class Tailer:
             else:
                 # Re-evaluated every scan: a rename racing with glob+stat may hide a file for one scan.
                 stream.gone = stream.deleted or (stream.dev, stream.ino) not in seen
-            over_budget = (self.max_pending_bytes is not None
-                           and pending + self.batch_max_bytes > self.max_pending_bytes)
-            if stream.pending is None and over_budget:
-                pass  # enough read ahead; this file waits for a batch to be acknowledged
-            elif stream.pending is None or stream.pending.replay is None:
-                before = stream.pending.size if stream.pending is not None else 0
+            before_held, before_reserved = self._held(stream), self._reservation(stream)
+            if stream.pending is None:
+                # A new batch only with room for a whole one (its own read-ahead goes into it): batches being built
+                # can always complete.
+                if budget is None or held - len(stream.buf) + reserved + self.batch_max_bytes <= budget:
+                    self._fill(stream, now)
+                elif stream.buf or (stream.fd is not None and stream.read_offset < stream.size):
+                    blocked = True
+            elif stream.pending.replay is None:
                 self._fill(stream, now)
-                pending += (stream.pending.size if stream.pending is not None else 0) - before
             self._maybe_flush_tail(stream, now, once=once)
+            held += self._held(stream) - before_held
+            reserved += self._reservation(stream) - before_reserved
             self._maybe_forget(stream, now)
+        if budget is not None and (held > budget or (blocked and held + reserved + self.batch_max_bytes > budget)):
+            self._release_idle_buffers(held + reserved + self.batch_max_bytes - budget)
+
+    def held_bytes(self) -> int:
+        """Bytes of file content in memory: read ahead (``buf``) and in pending batches (incl. uploads)."""
+        return sum(self._held(s) for s in self.streams.values())
+
+    @staticmethod
+    def _held(stream: Stream) -> int:
+        return len(stream.buf) + (stream.pending.size if stream.pending is not None else 0)
+
+    def _reservation(self, stream: Stream) -> int:
+        """What a batch being built may still take (counted against the budget before it is read)."""
+        batch = stream.pending
+        if batch is None or batch.full or batch.replay is not None or stream.fd is None:
+            return 0
+        return max(0, self.batch_max_bytes - batch.size - len(stream.buf))
+
+    def _release_idle_buffers(self, excess: int) -> None:
+        """Over budget, or a file waits for room (lines waiting for their newline in many files, read-ahead left
+        after a batch): forget the read-ahead of streams with no batch in progress, biggest first. It is re-read
+        from the file when its turn comes (the file stays open), so nothing is lost."""
+        idle = sorted((s for s in self.streams.values()
+                       if s.buf and s.pending is None and s.fd is not None and not s.detached),
+                      key=lambda s: len(s.buf), reverse=True)
+        for stream in idle:
+            if excess <= 0:
+                break
+            excess -= len(stream.buf)
+            stream.buf.clear()
 
     def _check_open_files(self, now: float) -> None:
         for stream in self.streams.values():
@@ -489,7 +528,11 @@ class Tailer:
                     return
             if stream.read_offset >= stream.size:
                 return
-            want = min(READ_CHUNK, stream.size - stream.read_offset)
+            # Read no more than the batch can take plus one line: what is read ahead stays in memory.
+            room = max_bytes - (batch.size if batch else 0) + self.max_line_bytes - len(stream.buf)
+            want = min(READ_CHUNK, stream.size - stream.read_offset, room)
+            if want <= 0:
+                return
             try:
                 chunk = self.fs.pread(stream.fd, want, stream.read_offset)
             except OSError as exc:
