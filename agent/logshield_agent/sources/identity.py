@@ -16,8 +16,9 @@ from __future__ import annotations
 from .checkpoint import StreamState
 from .fingerprint import CHECK_BYTES, MIN_FINGERPRINT_BYTES, check_of
 from .fs import FileSystem
+from .stream import Stream
 
-__all__ = ["COMPARE_BYTES", "holds", "is_copy", "read_at", "state_matches"]
+__all__ = ["COMPARE_BYTES", "holds", "intact", "is_copy", "read_at", "state_matches"]
 
 #: How much of two files' beginnings is compared to call one a copy of the other.
 COMPARE_BYTES = 64 * 1024
@@ -87,3 +88,14 @@ def is_copy(fs: FileSystem, fd: int, size: int, other_fd: int, other_size: int) 
     except OSError:
         return None
     return True
+
+
+def intact(fs: FileSystem, stream: Stream, fd: int) -> bool:
+    """The file still starts with the stream's head and holds, just before the read position, the bytes read
+    there (a file truncated and rewritten past that point with the same header fails the second test)."""
+    window = stream.window()
+    try:
+        return (read_at(fs, fd, stream.fp_len, 0) == stream.head_bytes
+                and read_at(fs, fd, len(window), stream.read_offset - len(window)) == window)
+    except OSError:
+        return False
