@@ -40,6 +40,7 @@ from .sinks.base import ObjectConflictError, Sink, SinkError, SinkUnavailableErr
 from .sinks.keys import object_key
 from .sinks.local import LocalDirSink
 from .sources.checkpoint import Checkpointer, Intent
+from .sources.descriptors import default_max_open, is_descriptor_exhaustion
 from .sources.fingerprint import check_of
 from .sources.fs import FileSystem
 from .sources.lines import split_lines
@@ -139,6 +140,7 @@ class Pipeline:
         once_attempts: int = 6,
         settle: float | None = None,
         observers: Sequence[PipelineObserver] = (),
+        max_open_files: int | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
@@ -160,12 +162,16 @@ class Pipeline:
             fs=fs, clock=clock, wall=wall, on_read=self._on_read,
             # Memory bound: batches read ahead of the uploads, whatever the number of files in the backlog.
             max_pending_bytes=(config.upload_concurrency + 1) * config.batch_max_bytes,
+            max_open=max_open_files if max_open_files is not None else default_max_open(config.upload_concurrency),
         )
         self._last_housekeeping = clock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._inflight: dict[str, concurrent.futures.Future[_Upload]] = {}
         self.shipped_batches = 0
         self._is_local = isinstance(sink, LocalDirSink)
+        self._unsaved = False  # an acknowledgement is in memory only (the checkpoint write failed)
+        self._save_error: str | None = None  # why the last checkpoint write failed (None: it worked)
+        self._save_error_logged = -1e9
 
     def _on_read(self, lines: int, nbytes: int) -> None:
         self.metrics.lines_read.inc(lines)
@@ -195,7 +201,9 @@ class Pipeline:
         """Ship everything readable now and wait for the store's acknowledgement; ``ShipError`` otherwise."""
         self._clean_up_after_crash()
         try:
+            stuck = 0
             while True:
+                self._retry_save()
                 self.tailer.scan(once=True)
                 for stream in list(self.tailer.streams.values()):
                     if stream.stalled:
@@ -204,11 +212,25 @@ class Pipeline:
                             and len(self._inflight) < self.config.upload_concurrency):
                         self._start(stream, attempts=self.once_attempts)
                 if self._inflight:
+                    stuck = 0
                     self._harvest(block=True)
                     continue
-                if not any(s.pending is not None or (s.fd is not None and s.read_offset < s.size)
-                           for s in self.tailer.streams.values()):
+                if not self.tailer.waiting and not any(
+                        s.pending is not None or (s.fd is not None and s.read_offset < s.size)
+                        for s in self.tailer.streams.values()):
                     break
+                # Nothing could start (the checkpoint cannot be written, no descriptor free, a replay waits for a
+                # re-check of its file): back off instead of spinning, give up on a checkpoint that stays broken.
+                stuck += 1
+                if self._save_error is not None and stuck > 12:
+                    raise ShipError(f"cannot write the checkpoint in {self.checkpointer.state_dir}: "
+                                    f"{self._save_error}")
+                time.sleep(min(1.0, self.backoff_cap, self.backoff_base * 0.04 * 2 ** stuck))
+            self._retry_save()
+            if self._unsaved:
+                raise ShipError(f"everything was shipped but the checkpoint in {self.checkpointer.state_dir} "
+                                f"could not be written ({self._save_error}); the next run re-sends the last "
+                                "batches (the store keeps one copy)")
             self._update_gauges()
             self._notify("tick", self.wall())
             self._notify("close", self.wall())
@@ -219,6 +241,7 @@ class Pipeline:
     def step(self, stop: threading.Event | None = None) -> bool:
         """One scan, the uploads that finished, and the uploads that are due (at most
         ``LOGSHIELD_UPLOAD_CONCURRENCY`` in flight). True when a finished upload left more to do at once."""
+        self._retry_save()
         self.tailer.scan()
         finished = self._harvest(block=False)
         now = self.clock()
@@ -303,7 +326,12 @@ class Pipeline:
                             compression=self.config.compression, first_event=first.isoformat(),
                             check=check_of(stream.tail))  # the bytes before `end` (what a restart verifies)
             # Durable before the upload: a restart must re-use exactly this range and key.
-            self.checkpointer.record_intent(stream.id, intent)
+            try:
+                self.checkpointer.record_intent(stream.id, intent)
+            except OSError as exc:
+                self._save_failed(exc)
+                return True  # not uploaded; planned again on the next step
+            self._save_error = None
             batch.replay = intent
         upload = _Upload(stream, batch, intent, once=attempts is not None)
         future = self._uploads().submit(self._transfer, upload, stop, deadline, attempts)
@@ -403,14 +431,22 @@ class Pipeline:
         else:
             log.warning("batch recorded before a restart can no longer be re-read and is not in the store; "
                         "continuing from the last acknowledged offset", extra={"path": stream.path})
-            self.checkpointer.update(stream.id, replace(self.checkpointer.streams[stream.id], intent=None))
+            try:
+                self.checkpointer.update(stream.id, replace(self.checkpointer.streams[stream.id], intent=None))
+            except OSError as exc:
+                self._save_failed(exc)
+                return True  # decided again on the next step
             self.tailer.abandon_replay(stream)
         return True
 
     def _acknowledge(self, stream: Stream, *, lines: int) -> None:
         batch = stream.pending
         assert batch is not None
-        self.checkpointer.acknowledge(stream.id, batch.end)
+        try:
+            self.checkpointer.acknowledge(stream.id, batch.end)
+        except OSError as exc:  # in memory it advanced; written by the next successful save
+            self._save_failed(exc)
+            self._unsaved = True
         self.shipped_batches += 1
         self.metrics.lines_shipped.inc(lines)
         self.metrics.bytes_shipped.inc(batch.end - batch.start)
@@ -461,6 +497,29 @@ class Pipeline:
                     time.sleep(delay)
                 self.metrics.retries.inc()
 
+    # -- the checkpoint file failing (full disk, EMFILE): log, back off, retry; never crash, never lose data
+    def _save_failed(self, exc: OSError) -> None:
+        self.metrics.failures.labels("checkpoint").inc()
+        if is_descriptor_exhaustion(exc):
+            self.tailer.descriptors.exhausted(self.tailer.open_files, exc)
+        self._save_error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        now = self.clock()
+        if now - self._save_error_logged >= 60:
+            self._save_error_logged = now
+            log.error("cannot write the checkpoint; retrying (the data stays in the files)",
+                      extra={"state_dir": str(self.checkpointer.state_dir), "error": self._save_error})
+
+    def _retry_save(self) -> None:
+        if not self._unsaved:
+            return
+        try:
+            self.checkpointer.save()
+        except OSError as exc:
+            self._save_failed(exc)
+            return
+        self._unsaved = False
+        self._save_error = None
+
     # -- observability and housekeeping
     def _update_gauges(self) -> None:
         streams = self.tailer.streams.values()
@@ -488,7 +547,7 @@ class Pipeline:
         candidates = {
             s.path: RotatedFile(s.path, s.size, s.mtime, s.dev, s.ino)
             for s in self.tailer.streams.values()
-            if s.rotated and not s.gone and s.fd is not None and s.drained() and s.acked >= s.size
+            if s.rotated and not s.gone and (s.fd is not None or s.parked) and s.drained() and s.acked >= s.size
             and s.pending is None
         }
         for path in plan_rotated_deletions(candidates.values(), mode=cfg.rotated_retention, grace=cfg.rotated_grace,
@@ -510,4 +569,8 @@ class Pipeline:
                 self.checkpointer.streams[fp] = replace(state, seen=wall, path=stream.path)
         old = [fp for fp, st in self.checkpointer.streams.items()
                if fp not in self.tailer.streams and st.intent is None and wall - st.seen > FORGET_AFTER]
-        self.checkpointer.forget(old)
+        try:
+            self.checkpointer.forget(old)
+        except OSError as exc:
+            self._save_failed(exc)
+            self._unsaved = True

@@ -193,3 +193,21 @@ class TestOneAgentPerStateDir:
             first.communicate(timeout=20)
         assert first.returncode == 0
         assert stored_lines(tmp_path / "store") == Counter(lines)
+
+
+class TestFewDescriptors:
+    def test_ulimit_64_with_120_files(self, tmp_path):
+        """With `ulimit -n 64` and 120 files (digests and alerts on), --once exits 0 and stores every line once:
+        the agent keeps few files open instead of failing with EMFILE."""
+        (tmp_path / "logs").mkdir()
+        lines = []
+        for n in range(120):
+            mine = [f'{{"ts":"2026-11-23T15:00:00Z","file":{n},"seq":{i}}}\n'.encode() for i in range(30)]
+            (tmp_path / "logs" / f"f{n:03d}.log").write_bytes(b"".join(mine))
+            lines += mine
+        env = agent_env(tmp_path) | {"LOGSHIELD_PATHS": str(tmp_path / "logs" / "*.log")}
+        done = subprocess.run(["sh", "-c", 'ulimit -n 64 && exec "$0" -m logshield_agent --once', sys.executable],
+                              env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+        assert b"Traceback" not in done.stderr
+        assert stored_lines(tmp_path / "store") == Counter(lines)

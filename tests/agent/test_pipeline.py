@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -21,7 +22,7 @@ from logshield_agent.sources.lines import PIECE_MARKER
 from logshield_agent.transforms.compress import compress
 from logshield_agent.transforms.redact import RecordRedactor
 
-from .conftest import assert_no_overlap, make_pipeline, stored_lines, stored_objects
+from .conftest import SteppingPipeline, agent_config, assert_no_overlap, make_pipeline, stored_lines, stored_objects
 
 
 def write(path: Path, *lines: str | bytes) -> list[bytes]:
@@ -670,6 +671,116 @@ class TestShutdown:
         p.wake.set()
         t.join(5)
         assert stored_lines(tmp_path / "store") == exactly(expected)
+
+
+class ExhaustedFS(FileSystem):
+    """Refuses to open a log file (EMFILE) while `limit` of them are open, like a process at its ulimit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open_now = 0
+        self.peak = 0
+        self.refused = 0
+
+    def open(self, path):
+        if self.open_now >= self.limit:
+            self.refused += 1
+            raise OSError(errno.EMFILE, "Too many open files", path)
+        fd = super().open(path)
+        self.open_now += 1
+        self.peak = max(self.peak, self.open_now)
+        return fd
+
+    def close(self, fd):
+        super().close(fd)
+        self.open_now -= 1
+
+
+class FailingCheckpointer(Checkpointer):
+    """The checkpoint write fails with EMFILE the first `failures` times."""
+
+    failures = 0
+
+    def save(self):
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        super().save()
+
+
+class TestOpenFiles:
+    def test_many_files_with_few_descriptors(self, tmp_path):
+        """120 files, at most 8 open: all ship; a closed (parked) file that grows, is renamed, deleted or copied
+        later is handled like an open one."""
+        make_pipeline(tmp_path)
+        expected = []
+        for n in range(120):
+            expected += write(tmp_path / "logs" / f"f{n:03d}.log", *numbered(f"f{n}", 5))
+        fs = ExhaustedFS(limit=1000)
+        p = make_pipeline(tmp_path, fs=fs, max_open_files=8)
+        for _ in range(200):
+            p.step()
+            p.flush(deadline=float("inf"))  # ship what was read without waiting for the batch age
+            assert p.tailer.open_files <= 8
+            if p.metrics.lines_shipped._value.get() == len(expected):
+                break
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert fs.peak <= 8 + 1  # (+1: a parked file opened for a moment to compare a new file with it)
+        parked = [s for s in p.tailer.streams.values() if s.parked]
+        assert len(parked) >= 100
+        grown, renamed, deleted, copied = parked[0], parked[1], parked[2], parked[3]
+        shutil.copyfile(copied.path, tmp_path / "logs" / "copy.log")  # a copy of a parked file: not shipped again
+        expected += write(Path(grown.path), *numbered("grown", 3))
+        os.rename(renamed.path, renamed.path + ".1")
+        expected += write(Path(renamed.path + ".1"), *numbered("renamed", 3))
+        os.unlink(deleted.path)
+        for _ in range(5):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert deleted.id not in p.tailer.streams
+        assert_no_overlap(tmp_path / "store")
+
+    def test_emfile_lowers_the_limit_and_loses_nothing(self, tmp_path):
+        """The system refuses descriptors below the agent's limit: no crash, the limit drops, every line ships."""
+        make_pipeline(tmp_path)
+        expected = []
+        for n in range(40):
+            expected += write(tmp_path / "logs" / f"f{n:02d}.log", *numbered(f"f{n}", 5))
+        fs = ExhaustedFS(limit=6)
+        p = make_pipeline(tmp_path, fs=fs, max_open_files=100)
+        p.run_once()
+        assert fs.refused and p.tailer.descriptors.limit < 6
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_checkpoint_write_failing_is_retried(self, tmp_path):
+        """EMFILE while writing the checkpoint: logged and retried, nothing uploaded before its intent is durable,
+        nothing lost, no traceback."""
+        make_pipeline(tmp_path)
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 50))
+        config = agent_config(tmp_path)
+        checkpointer = FailingCheckpointer.open(config.state_dir)
+        checkpointer.failures = 3
+        p = SteppingPipeline(config, LocalDirSink(tmp_path / "store"), checkpointer, settle=0.0, backoff_base=0.001,
+                             backoff_cap=0.01)
+        p.run_once()
+        p.close()
+        assert checkpointer.failures == 0 and p.metrics.failures.labels("checkpoint")._value.get() == 3
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert Checkpointer.open(tmp_path / "state").streams  # and it is on disk now
+
+    def test_checkpoint_that_stays_broken_fails_once_clearly(self, tmp_path):
+        """--once gives up with a message naming the state directory when the checkpoint cannot be written."""
+        make_pipeline(tmp_path)
+        write(tmp_path / "logs" / "app.log", *numbered("a", 5))
+        config = agent_config(tmp_path)
+        checkpointer = FailingCheckpointer.open(config.state_dir)
+        checkpointer.failures = 10**6
+        p = SteppingPipeline(config, LocalDirSink(tmp_path / "store"), checkpointer, settle=0.0, backoff_base=0.001,
+                             backoff_cap=0.01)
+        with pytest.raises(ShipError, match="cannot write the checkpoint in .*state"):
+            p.run_once()
+        assert stored_lines(tmp_path / "store") == Counter()
 
 
 class UpperRedactor:

@@ -210,11 +210,19 @@ class Checkpointer:
             self.save()
 
     def record_intent(self, fp: str, intent: Intent) -> None:
-        self.update(fp, replace(self.streams[fp], intent=intent))
+        """Record the batch about to be uploaded, durably; if the write fails (OSError) nothing is recorded."""
+        previous = self.streams[fp]
+        try:
+            self.update(fp, replace(previous, intent=intent))
+        except OSError:
+            self.streams[fp] = previous
+            raise
 
     def acknowledge(self, fp: str, end: int) -> None:
         """The store acknowledged everything up to ``end``: advance and drop the intent, durably. The intent's check
-        becomes the stream's (it covers the bytes before ``end``)."""
+        becomes the stream's (it covers the bytes before ``end``). If the write fails (OSError) the state has
+        advanced in memory all the same — the store holds the bytes — and the next successful ``save`` records it
+        (until then a restart replays the batch, which the store answers as already there)."""
         state = self.streams[fp]
         check = state.intent.check if state.intent is not None and state.intent.end == end else None
         self.update(fp, replace(state, offset=end, check=check, intent=None))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from .checkpoint import Checkpointer, StreamState
@@ -124,18 +124,13 @@ class Identifier:
         # c. a copy of a followed file
         for stream in list(self.streams.values()):
             common = min(len(head), len(stream.head_bytes))
-            if stream.detached or stream.fd is None or not common or head[:common] != stream.head_bytes[:common]:
+            if (stream.detached or (stream.fd is None and not stream.parked) or not common
+                    or head[:common] != stream.head_bytes[:common]):
                 continue
-            try:
-                other_size = self.fs.fstat(stream.fd).st_size
-            except OSError:
-                return None
-            if other_size < stream.read_offset or not intact(self.fs, stream, stream.fd):
-                # Truncated since this scan checked it (copytruncate in progress): this may be its copy. Decide
-                # on the next scan, once the truncation is noticed and the stream waits for its copy.
-                stream.recheck = True
-                return None
-            copy = is_copy(self.fs, fd, size, stream.fd, other_size)
+            with self._opened(stream) as other_fd:
+                if other_fd is None:
+                    return None  # a closed (parked) file cannot be compared now: decide on a later scan
+                copy = self._copy_of(fd, size, stream, other_fd)
             if copy is None:
                 return None
             if copy:
@@ -156,6 +151,36 @@ class Identifier:
             log.info("file starts like another one but is not a copy; following it as a stream of its own",
                      extra={"path": path, "stream": sid})
         return self._open_stream(sid, state, path, head[:length])
+
+    def _copy_of(self, fd: int, size: int, stream: Stream, other_fd: int) -> bool | None:
+        try:
+            other_size = self.fs.fstat(other_fd).st_size
+        except OSError:
+            return None
+        if other_size < stream.read_offset or not intact(self.fs, stream, other_fd):
+            # Truncated since this scan checked it (copytruncate in progress): this may be its copy. Decide on the
+            # next scan, once the truncation is noticed and the stream waits for its copy.
+            stream.recheck = stream.fd is not None
+            return None
+        return is_copy(self.fs, fd, size, other_fd, other_size)
+
+    @contextlib.contextmanager
+    def _opened(self, stream: Stream) -> Iterator[int | None]:
+        """The stream's descriptor; for a parked stream one opened for the comparison (None if that fails)."""
+        if stream.fd is not None:
+            yield stream.fd
+            return
+        try:
+            fd = self.fs.open(stream.path)
+        except OSError:
+            yield None
+            return
+        try:
+            st = self.fs.fstat(fd)
+            yield fd if (st.st_dev, st.st_ino) == (stream.dev, stream.ino) else None
+        finally:
+            with contextlib.suppress(OSError):
+                self.fs.close(fd)
 
     def _continues(self, fd: int, size: int, stream: Stream) -> str | None:
         """Whether a file is the copy of a truncated stream: ``continues`` (holds the bytes before the read

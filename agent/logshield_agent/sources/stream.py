@@ -106,6 +106,7 @@ class Stream:
     deleted: bool = False
     recheck: bool = False  # a read raced with a truncation: verify the file on the next scan
     detached: bool = False  # truncated in place; waiting for the copy (this scan) or finishing from memory
+    parked: bool = False  # closed to save descriptors (fully read and shipped); reopened when it changes
     stalled: str | None = None
 
     @property

@@ -20,6 +20,9 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
 3. reads each stream into its pending batch in chunks, never more than the batch size plus one line; all the
    read-ahead and pending batches together stay within ``max_pending_bytes`` however many files have a backlog.
 
+At most ``max_open`` files are open at once (``descriptors.py``): fully read and shipped files are closed when
+another file needs a descriptor, followed by path and inode, and reopened (verified) when they change.
+
 A stream is *rotated* once its origin path (where it was the active file; persisted) no longer leads to it,
 *gone* once it is deleted or no longer matched. A rotated or gone stream that stopped growing for ``settle``
 seconds ships its unterminated last line as is; a gone stream is closed once everything is acknowledged (deleted
@@ -39,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from .checkpoint import Checkpointer
+from .descriptors import DescriptorBudget, default_max_open, is_descriptor_exhaustion
 from .fingerprint import CHECK_BYTES, FINGERPRINT_BYTES, check_of
 from .fs import FileSystem
 from .identify import Identifier
@@ -70,6 +74,7 @@ class Tailer:
         wall: Callable[[], float] = time.time,
         on_read: Callable[[int, int], None] | None = None,
         max_pending_bytes: int | None = None,
+        max_open: int | None = None,
     ) -> None:
         self.patterns = patterns
         self.checkpointer = checkpointer
@@ -90,6 +95,15 @@ class Tailer:
         self._by_inode: dict[tuple[int, int], str] = {}
         self.identifier = Identifier(self.fs, checkpointer, self.streams, service=service, settle=settle, wall=wall)
         self._denied: set[str] = set()
+        self.descriptors = DescriptorBudget(max_open if max_open is not None else default_max_open())
+        #: Matched files not opened on the last scan for want of a descriptor (new, or parked and changed).
+        self.waiting = 0
+        self._waiting_logged = -1e9
+        self._refused = False
+
+    @property
+    def open_files(self) -> int:
+        return sum(1 for s in self.streams.values() if s.fd is not None)
 
     # -- lifecycle
     def close(self) -> None:
@@ -98,11 +112,38 @@ class Tailer:
         self.streams.clear()
 
     def _release(self, stream: Stream) -> None:
+        """Let go of the file for good (the stream is detached or forgotten)."""
         if stream.fd is not None:
-            self._by_inode.pop((stream.dev, stream.ino), None)
             with contextlib.suppress(OSError):
                 self.fs.close(stream.fd)
             stream.fd = None
+        if self._by_inode.get((stream.dev, stream.ino)) == stream.id:
+            del self._by_inode[(stream.dev, stream.ino)]
+        stream.parked = False
+
+    def _park(self, stream: Stream) -> None:
+        """Close a fully read and shipped file; it stays followed by path and inode."""
+        assert stream.fd is not None
+        with contextlib.suppress(OSError):
+            self.fs.close(stream.fd)
+        stream.fd = None
+        stream.parked = True
+
+    def _free_descriptor(self) -> bool:
+        """True when one more file may be opened (after parking one if needed)."""
+        while self.open_files >= self.descriptors.limit:
+            if not self._park_one():
+                return False
+        return True
+
+    def _park_one(self) -> bool:
+        victim = self.descriptors.park_candidate(self.streams.values())
+        if victim is not None:
+            self._park(victim)
+        return victim is not None
+
+    def _descriptor_refused(self, exc: OSError) -> None:
+        self.descriptors.exhausted(self.open_files, exc)
 
     # -- scanning
     def scan(self, *, once: bool = False) -> None:
@@ -119,13 +160,16 @@ class Tailer:
         budget = self.max_pending_bytes
         blocked = False
         for stream in streams:
-            if stream.fd is None:
+            if stream.parked:
+                stream.gone = (stream.dev, stream.ino) not in seen and not self._still_at(stream)
+            elif stream.fd is None:
                 stream.gone = stream.detached
                 # No copy found: bytes past what was read went with the truncation (the documented race).
                 stream.size = min(stream.size, stream.read_offset)
             else:
-                # Re-evaluated every scan: a rename racing with glob+stat may hide a file for one scan.
-                stream.gone = stream.deleted or (stream.dev, stream.ino) not in seen
+                # Re-evaluated every scan: a rename racing with glob+stat may hide a file for one scan, and a
+                # failing glob (EMFILE) none: a file still at its path is not gone.
+                stream.gone = stream.deleted or ((stream.dev, stream.ino) not in seen and not self._still_at(stream))
             before_held, before_reserved = self._held(stream), self._reservation(stream)
             if stream.pending is None:
                 # A new batch only with room for a whole one (its own read-ahead goes into it): batches being built
@@ -142,6 +186,13 @@ class Tailer:
             self._maybe_forget(stream, now)
         if budget is not None and (held > budget or (blocked and held + reserved + self.batch_max_bytes > budget)):
             self._release_idle_buffers(held + reserved + self.batch_max_bytes - budget)
+
+    def _still_at(self, stream: Stream) -> bool:
+        try:
+            st = self.fs.stat(stream.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (stream.dev, stream.ino)
 
     def held_bytes(self) -> int:
         """Bytes of file content in memory: read ahead (``buf``) and in pending batches (incl. uploads)."""
@@ -198,11 +249,14 @@ class Tailer:
                 stream.last_change = now
                 stream.size = st.st_size
                 stream.mtime = st.st_mtime
-            try:
-                origin = self.fs.stat(stream.origin_path)
-                stream.rotated = (origin.st_dev, origin.st_ino) != (stream.dev, stream.ino)
-            except OSError:
-                stream.rotated = True
+            self._update_rotated(stream)
+
+    def _update_rotated(self, stream: Stream) -> None:
+        try:
+            origin = self.fs.stat(stream.origin_path)
+            stream.rotated = (origin.st_dev, origin.st_ino) != (stream.dev, stream.ino)
+        except OSError:
+            stream.rotated = True
 
     def _discover(self, now: float) -> set[tuple[int, int]]:
         seen: set[tuple[int, int]] = set()
@@ -213,6 +267,7 @@ class Tailer:
             except OSError as exc:
                 log.warning("glob failed", extra={"pattern": pattern, "error": type(exc).__name__})
         unknown: list[tuple[str, tuple[int, int], int]] = []
+        changed_parked: list[Stream] = []
         aliases_seen: set[tuple[int, int]] = set()
         for path in dict.fromkeys(paths):
             try:
@@ -225,7 +280,12 @@ class Tailer:
             owner = self._by_inode.get(inode)
             if owner is not None:
                 seen.add(inode)
-                self.streams[owner].path = path
+                stream = self.streams[owner]
+                stream.path = path
+                if stream.parked:
+                    self._update_rotated(stream)
+                    if (st.st_size, st.st_mtime) != (stream.size, stream.mtime):
+                        changed_parked.append(stream)
                 continue
             alias = self.identifier.aliases.get(inode)
             if alias is not None and self.identifier.alias_holds(alias, path, st):
@@ -234,11 +294,65 @@ class Tailer:
             unknown.append((path, inode, st.st_size))
         for inode in set(self.identifier.aliases) - aliases_seen:
             del self.identifier.aliases[inode]
+        while self.open_files > self.descriptors.limit and self._park_one():
+            pass  # the limit was lowered (EMFILE): get under it
+        waiting = 0
+        for stream in changed_parked:
+            if waiting or not self._free_descriptor():
+                waiting += 1
+                continue
+            reopened = self._reopen(stream, now)
+            if reopened is None:
+                waiting += 1
+            elif not reopened:
+                seen.discard((stream.dev, stream.ino))
         # Biggest first: of a file and its (older, shorter) copy, the file is followed and the copy is the alias.
         for path, inode, _ in sorted(unknown, key=lambda item: -item[2]):
-            if inode not in self._by_inode and self._adopt(path, now):
+            if inode in self._by_inode:
+                continue
+            if waiting or not self._free_descriptor():
+                waiting += 1
+                continue
+            self._refused = False
+            if self._adopt(path, now):
                 seen.add(inode)
+            elif self._refused:
+                waiting += 1
+        self.waiting = waiting
+        if waiting and now - self._waiting_logged >= 60:
+            self._waiting_logged = now
+            log.info("files wait for a free descriptor (all open files have data to read or ship)",
+                        extra={"waiting": waiting, "open_files": self.open_files, "limit": self.descriptors.limit})
         return seen
+
+    def _reopen(self, stream: Stream, now: float) -> bool | None:
+        """Reopen a parked file that changed: True; None when no descriptor was granted (retried next scan);
+        False (and the stream forgotten) when the path no longer leads to the same content, so that the file is
+        identified afresh."""
+        try:
+            fd = self.fs.open(stream.path)
+        except OSError as exc:
+            if is_descriptor_exhaustion(exc):
+                self._descriptor_refused(exc)
+                return None
+            return True  # vanished or unreadable for now: stays parked; the next scan decides
+        try:
+            st = self.fs.fstat(fd)
+            same = ((st.st_dev, st.st_ino) == (stream.dev, stream.ino) and st.st_size >= stream.read_offset
+                    and intact(self.fs, stream, fd))
+        except OSError:
+            same = False
+        if not same:
+            with contextlib.suppress(OSError):
+                self.fs.close(fd)
+            log.info("a closed file changed identity (recycled inode or rewritten); identifying it again",
+                     extra={"path": stream.path})
+            self._release(stream)
+            del self.streams[stream.id]
+            return False
+        stream.fd, stream.parked = fd, False
+        stream.size, stream.mtime, stream.last_change = st.st_size, st.st_mtime, now
+        return True
 
     def _adopt(self, path: str, now: float) -> bool:
         """Open an unknown file and decide which stream it is. True when a stream now owns it."""
@@ -250,7 +364,10 @@ class Tailer:
                 log.error("permission denied reading log file; skipping it (other files continue)",
                           extra={"path": path})
             return False
-        except OSError:
+        except OSError as exc:
+            if is_descriptor_exhaustion(exc):
+                self._descriptor_refused(exc)
+                self._refused = True
             return False
         self._denied.discard(path)
         keep = False
