@@ -38,6 +38,26 @@ class TestCli:
         assert sorted(stored_lines(tmp_path / "store")) == [b"one\n", b"two\n"]
         assert main(["run", "--once"]) == 0
 
+    @pytest.mark.parametrize(("argv", "once"), [
+        (["--once"], True), (["run", "--once"], True), (["--once", "run"], True), (["--once", "run", "--once"], True),
+        (["run"], False), ([], False),
+    ])
+    def test_once_in_every_position(self, argv, once):
+        """--once before or after the run sub-command means once; without it the agent keeps running."""
+        assert getattr(build_parser().parse_args(argv), "once", False) is once
+
+    def test_once_before_run_ships_and_returns(self, tmp_path, env):
+        """``logshield-agent --once run`` ships what is there and exits instead of tailing forever."""
+        (tmp_path / "logs" / "a.log").write_bytes(b"one\n")
+        assert main(["--once", "run"]) == 0
+        assert sorted(stored_lines(tmp_path / "store")) == [b"one\n"]
+
+    def test_once_with_another_command_is_refused(self, env, capsys):
+        """--once only means something for run: with check it is a usage error (exit 2), not silently ignored."""
+        with pytest.raises(SystemExit) as exc:
+            main(["--once", "check"])
+        assert exc.value.code == 2 and "--once applies to run" in capsys.readouterr().err
+
     def test_once_fails_when_store_unusable(self, tmp_path, env, monkeypatch, capsys):
         """--once exits non-zero with a message naming the store when it cannot write."""
         (tmp_path / "blocker").write_text("")

@@ -24,7 +24,8 @@ log = logging.getLogger("logshield_agent")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--once", action="store_true",
+    # SUPPRESS: absent here, the top-level flag stays as given (``--once run`` and ``run --once`` both mean once).
+    parser.add_argument("--once", action="store_true", default=argparse.SUPPRESS,
                         help="ship everything readable now, wait for the store's acknowledgement, exit")
 
 
