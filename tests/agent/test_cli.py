@@ -101,6 +101,21 @@ class TestCli:
         assert main(["retention", "apply"]) == 0
         assert "deletes expired" in capsys.readouterr().out
 
+    @pytest.mark.parametrize("sink", ["s3://bkt/logs", "azure://container/logs"])
+    def test_retention_apply_without_days_names_the_variable(self, env, monkeypatch, capsys, sink):
+        """retention apply on a cloud sink without LOGSHIELD_RETENTION_DAYS exits 2 naming it (no traceback, no
+        request to the store)."""
+        monkeypatch.setenv("LOGSHIELD_SINK", sink)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret")
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: a request would fail
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=http;AccountName=a;"
+                           "AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:9/a;")
+        assert main(["retention", "apply"]) == 2
+        err = capsys.readouterr().err
+        assert "LOGSHIELD_RETENTION_DAYS is not set" in err and "Traceback" not in err
+
     def test_commands_registry(self):
         """Sub-commands come from the registry, so verify/report can be added by listing a module."""
         parser = build_parser()
