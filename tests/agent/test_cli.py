@@ -178,7 +178,7 @@ class TestSinkFactory:
                                       "LOGSHIELD_AZURE_ACCESS_TIER": "Cool"}))
         assert seen["container"] == "logs" and seen["prefix"] == "p"
         assert seen["immutability"] == "locked" and seen["access_tier"] == "Cool"
-        assert seen["max_block_size"] == 16 * 1024 * 1024 and seen["options"].max_attempts == 5
+        assert seen["max_block_size"] == 8 * 1024 * 1024 and seen["options"].max_attempts == 5
 
 
 class TestAllocator:

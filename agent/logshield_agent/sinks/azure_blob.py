@@ -85,8 +85,8 @@ class AzureBlobSink(Sink):
         access_tier: str | None = None,
         immutability: str = "off",
         retention_days: int | None = None,
-        max_single_put_size: int = 64 * MiB,
-        max_block_size: int = 16 * MiB,
+        max_single_put_size: int = 8 * MiB,
+        max_block_size: int = 8 * MiB,
         options: RemoteOptions | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:

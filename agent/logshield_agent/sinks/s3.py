@@ -81,8 +81,8 @@ class S3Sink(Sink):
         storage_class: str | None = None,
         object_lock_mode: str | None = None,
         retention_days: int | None = None,
-        multipart_threshold: int = 64 * MiB,
-        part_size: int = 16 * MiB,
+        multipart_threshold: int = 8 * MiB,
+        part_size: int = 8 * MiB,
         retry_mode: str = "standard",
         options: RemoteOptions | None = None,
     ) -> None:
