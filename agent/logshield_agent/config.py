@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["OFF_VALUES", "S3_STORAGE_CLASSES", "VARIABLES", "AgentConfig", "ConfigError", "config_warnings", "load_config",
-           "parse_bytes"]
+__all__ = ["OFF_VALUES", "S3_STORAGE_CLASSES", "VARIABLES", "AgentConfig", "ConfigError", "config_warnings",
+           "load_config", "parse_bytes"]
 
 PREFIX = "LOGSHIELD_"
 MiB = 1024 * 1024

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from logshield_agent.cli import build_parser, main
@@ -128,6 +131,60 @@ class TestCli:
                               env={**os.environ, "LOGSHIELD_COMPRESSION": "rar"}, capture_output=True, timeout=60)
         assert proc.returncode == 2
         assert b"LOGSHIELD_COMPRESSION" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def silent_store():
+    """An endpoint that accepts TCP connections and never answers (the kernel completes the handshakes)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+class TestSignals:
+    def start(self, tmp_path, endpoint, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGSHIELD_", "AWS_"))}
+        env.update({
+            "LOGSHIELD_PATHS": str(tmp_path / "logs" / "*.log"), "LOGSHIELD_STATE_DIR": str(tmp_path / "state"),
+            "LOGSHIELD_SINK": "s3://bkt/p", "LOGSHIELD_HTTP_ADDR": "off", "LOGSHIELD_SHUTDOWN_GRACE": "1",
+            "LOGSHIELD_STORE_READ_TIMEOUT": "20", "LOGSHIELD_STORE_MAX_ATTEMPTS": "3", "LOGSHIELD_ALERTS": "off",
+            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            **extra,
+        })
+        (tmp_path / "logs").mkdir(exist_ok=True)
+        proc = subprocess.Popen([sys.executable, "-m", "logshield_agent"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        # Until the store check has begun (it logs nothing before it gives up): a fixed wait past start-up.
+        time.sleep(2.0)
+        return proc
+
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+    def test_signal_during_store_check_stops_at_once(self, tmp_path, silent_store, signum):
+        """While the start-up store check waits on a store that never answers, SIGTERM/SIGINT still stop the agent
+        well within the shutdown grace (no digest to write: nothing else waits on the store)."""
+        proc = self.start(tmp_path, silent_store, LOGSHIELD_DIGEST="off")
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert took < 1.0, (took, err.decode()[-2000:])
+        assert b'"stopped"' in err
+
+    def test_a_silent_store_cannot_stretch_the_shutdown(self, tmp_path, silent_store):
+        """With the final digest waiting on a store that never answers, the agent exits 1 s after the grace,
+        saying why, instead of after the SDK's timeouts (3 attempts x 20 s here)."""
+        proc = self.start(tmp_path, silent_store)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+        assert proc.returncode == 1, err.decode()[-2000:]
+        assert 1.0 <= took < 3.0, (took, err.decode()[-2000:])
+        assert b"shutdown grace period exceeded" in err
 
 
 class TestSinkFactory:
