@@ -98,6 +98,90 @@ class TestCli:
         monkeypatch.setenv("LOGSHIELD_SINK", f"file://{tmp_path / 'blocker' / 'x'}")
         assert main(["check"]) == 1
 
+    def test_state_dir_that_is_a_file(self, tmp_path, env, monkeypatch, capsys):
+        """A state directory that is a file: check and --once both exit 2 naming LOGSHIELD_STATE_DIR."""
+        (tmp_path / "file").write_text("")
+        monkeypatch.setenv("LOGSHIELD_STATE_DIR", str(tmp_path / "file"))
+        for argv in (["check"], ["--once"]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert "LOGSHIELD_STATE_DIR" in err and "not a directory" in err and "Traceback" not in err
+
+    @pytest.mark.parametrize("argv", [["check"], ["--once"]])
+    def test_state_of_a_newer_agent(self, tmp_path, env, capsys, argv):
+        """Checkpoints of a newer version stop check like they stop run, naming the real file (not check's copy)."""
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "checkpoints.json").write_text('{"version": 7, "streams": {}}')
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "newer than this agent" in err and str(tmp_path / "state" / "checkpoints.json") in err
+
+    @pytest.mark.parametrize("argv", [["check"], ["--once"]])
+    def test_digest_state_of_a_newer_agent(self, tmp_path, env, capsys, argv):
+        """An unknown digest-state version is a configuration error (exit 2) in check and run, not a traceback."""
+        from logshield_agent.audit.ledger import STATE_FILE
+
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / STATE_FILE).write_text('{"version": 99}')
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "LOGSHIELD_STATE_DIR" in err and "unknown version" in err and "Traceback" not in err
+
+    @pytest.mark.parametrize("argv", [["check"], ["--once"]])
+    def test_garbage_digest_key(self, env, monkeypatch, capsys, argv):
+        """A digest key that is not an Ed25519 key fails check as it fails run, without echoing the value."""
+        monkeypatch.setenv("LOGSHIELD_DIGEST_KEY", "not-a-key-c2VjcmV0")
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "LOGSHIELD_DIGEST_KEY" in err and "not-a-key-c2VjcmV0" not in err
+
+    def test_check_leaves_the_state_alone(self, tmp_path, env, capsys):
+        """check generates no key and removes nothing in the state directory (safe next to a running agent)."""
+        state = tmp_path / "state"
+        state.mkdir()
+        (state / ".checkpoints.json.4242.tmp").write_text("{}")  # a running agent's save in progress
+        (state / "checkpoints.json").write_text('{"version": 1, "streams": {}}')
+        assert main(["check"]) == 0
+        out, err = capsys.readouterr()
+        assert sorted(p.name for p in state.iterdir()) == [".checkpoints.json.4242.tmp", "checkpoints.json"]
+        assert "ok: state directory" in out and "will generate a digest signing key" in err
+
+    def test_check_reports_a_configured_key(self, tmp_path, env, monkeypatch, capsys):
+        """With a key file, check names where the key comes from and its fingerprint."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption())
+        (tmp_path / "key.pem").write_bytes(pem)
+        monkeypatch.setenv("LOGSHIELD_DIGEST_KEY_FILE", str(tmp_path / "key.pem"))
+        assert main(["check"]) == 0
+        assert "ok: digest signing key from LOGSHIELD_DIGEST_KEY_FILE (ed25519:" in capsys.readouterr().out
+
+    def test_unwritable_state_dir(self, tmp_path, env):
+        """A read-only state directory fails check and --once with exit 2 (a read-only bind mount, so even root
+        cannot write)."""
+        state = tmp_path / "state"
+        state.mkdir()
+        base_env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        trial = subprocess.run(["unshare", "--mount", "sh", "-c", f"mount --bind -o ro {state} {state}"],
+                               capture_output=True, timeout=30)
+        if trial.returncode != 0:
+            pytest.skip(f"no mount namespace here: {trial.stderr.decode()[:200]}")
+        for args in (["check"], ["--once"]):
+            script = f"mount --bind -o ro {state} {state} && exec {sys.executable} -m logshield_agent {' '.join(args)}"
+            proc = subprocess.run(["unshare", "--mount", "sh", "-c", script], env=base_env, capture_output=True,
+                                  timeout=120)
+            assert proc.returncode == 2, (args, proc.stderr.decode()[-1000:])
+            assert b"LOGSHIELD_STATE_DIR" in proc.stderr and b"not writable" in proc.stderr
+
+    def test_check_strict_fails_on_warnings(self, env, monkeypatch, capsys):
+        """Warnings keep check at exit 0 unless --strict (the local sink has no warning; no key is one)."""
+        assert main(["check", "--strict"]) == 1
+        assert "warning: no LOGSHIELD_DIGEST_KEY" in capsys.readouterr().err
+        monkeypatch.setenv("LOGSHIELD_DIGEST", "off")
+        assert main(["check", "--strict"]) == 0
+
     def test_retention_apply_local(self, env, monkeypatch, capsys):
         """retention apply on a local sink explains the sweep."""
         monkeypatch.setenv("LOGSHIELD_RETENTION_DAYS", "30")

@@ -53,6 +53,8 @@ def state_or_exit(config: AgentConfig) -> Checkpointer:
     """The checkpoints, from a state directory the agent can write to; exit 2 naming LOGSHIELD_STATE_DIR if not."""
     from ..sources.checkpoint import Checkpointer, CheckpointError
 
+    if config.state_dir.exists() and not config.state_dir.is_dir():
+        fail(f"LOGSHIELD_STATE_DIR: {config.state_dir} is not a directory", EXIT_CONFIG)
     try:
         checkpointer = Checkpointer.open(config.state_dir)
     except CheckpointError as exc:

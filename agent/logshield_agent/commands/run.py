@@ -58,7 +58,8 @@ def digest_key(config: AgentConfig, *, create: bool = True) -> Any:
         fail(f"LOGSHIELD_STATE_DIR: cannot keep the digest key in {config.state_dir}: {exc.strerror}", EXIT_CONFIG)
 
 
-def observers(config: AgentConfig, sink: Sink, metrics: AgentMetrics, *, key: Any = None) -> list[Any]:
+def observers(config: AgentConfig, sink: Sink, metrics: AgentMetrics, *, key: Any = None,
+              quiet: bool = False) -> list[Any]:
     """What follows the data path, each when enabled: the digest writer (evidence), then anomaly alerts."""
     from ..alerts import alert_observers
 
@@ -68,7 +69,7 @@ def observers(config: AgentConfig, sink: Sink, metrics: AgentMetrics, *, key: An
             from ..audit import DigestWriter
 
             key = key or digest_key(config)
-            if key.origin == "generated":
+            if key.origin == "generated" and not quiet:
                 log.warning("digests are signed with a key generated in the state directory; set "
                             "LOGSHIELD_DIGEST_KEY_FILE to a managed key and give auditors its public key",
                             extra={"public_key": str(config.state_dir / "digest-public-key.pem"),
