@@ -24,6 +24,11 @@ class VerificationView:
     summary: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: Which key signed which digests (``verify``'s ``signers``: host, key, first_seq, last_seq, digests, pinned).
+    signers: list[dict[str, Any]] = field(default_factory=list)
+    #: The ``logshield-agent verify …`` command that checks the same thing.
+    reproduce: str = ""
 
 
 _CSS = """
@@ -81,7 +86,15 @@ def _verification_section(view: VerificationView) -> str:
     if view.summary:
         parts.append(f'<p class="note">{escape(view.summary)}</p>')
     if view.counts:
-        parts.append(_table(["check", "count"], [[k, v] for k, v in sorted(view.counts.items())], {1}))
+        parts.append(_table(["finding", "count"], [[k, v] for k, v in sorted(view.counts.items())], {1}))
+    if view.signers:
+        rows = [[s.get("host", ""), f"{s.get('first_seq')}–{s.get('last_seq')}", s.get("digests", ""),
+                 s.get("key", ""), "pinned" if s.get("pinned") else "not pinned"] for s in view.signers[:50]]
+        parts.append("<h3>Signed by</h3>" + _table(["host", "digests (seq)", "count", "key", "pinned"], rows, {2}))
+    if view.warnings:
+        parts.append("<h3>Warnings</h3>" + _table(["kind", "where", "detail"],
+                                                  [[w.get("kind", ""), w.get("key", ""), w.get("detail", "")]
+                                                   for w in view.warnings[:50]]))
     if view.findings:
         rows = [[f.get("kind", ""), f.get("key") or f.get("object") or "", f.get("detail", "")]
                 for f in view.findings[:100]]
@@ -151,7 +164,8 @@ def render_report(summary: ArchiveSummary, verification: VerificationView, *, ar
         + (f'<p class="note bad">{len(summary.unreadable_objects)} objects could not be read: '
            f'{escape(", ".join(summary.unreadable_objects[:5]))}</p>' if summary.unreadable_objects else "")
         + "</section></main>",
-        f"<footer>Reproduce the verification with <code>logshield-agent verify {escape(archive)}</code>. "
+        f"<footer>Reproduce the verification with <code>"
+        f"{escape(verification.reproduce or 'logshield-agent verify ' + archive)}</code>. "
         "This page contains counts, keys and actor identifiers only — no log content.</footer>",
     ]
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
