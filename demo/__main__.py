@@ -88,10 +88,16 @@ def bucket_records(s3: SeaweedFS) -> list[dict]:
 
 
 def bucket_alerts(s3: SeaweedFS) -> list[dict]:
+    """One document per incident: its latest event (the store holds one object per event)."""
     client = s3.client()
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{PREFIX}/_alerts/")
-    return [json.loads(client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read())
-            for page in pages for item in page.get("Contents", ())]
+    latest: dict[str, dict] = {}
+    for page in pages:
+        for item in page.get("Contents", ()):
+            doc = json.loads(client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read())
+            if doc.get("revision", 0) >= latest.get(doc["id"], {}).get("revision", 0):
+                latest[doc["id"]] = doc
+    return list(latest.values())
 
 
 def main() -> int:

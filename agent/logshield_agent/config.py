@@ -86,7 +86,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "AZURE_ACCESS_TIER": ("unset", "Blob access tier: `Hot`, `Cool`, `Cold` or `Archive`."),
     "AZURE_IMMUTABILITY": ("`off`", "Per-blob immutability policy: `off`, `unlocked` or `locked`."),
     "DIGEST": ("`on`", "`on`: record every shipped object and write a signed, chained digest under "
-               "`<prefix>/_digest/` each interval, at shutdown and after `--once`; `off`: no digests."),
+               "`<prefix>/_digest/` at start-up, each interval, at shutdown and after `--once`; `off`: no digests."),
     "DIGEST_INTERVAL": ("`3600`", "Seconds per digest period, aligned to the clock (an empty period still gets one)."),
     "DIGEST_KEY": ("unset", "Ed25519 private key for digests: PEM, or base64 of the 32 raw bytes."),
     "DIGEST_KEY_FILE": ("unset", "File holding that key. With neither, a key is created once in the state dir "
@@ -96,8 +96,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "ALERTS": ("`on`", "Anomaly alerts on the shipped records (rates per logger/event, actor, redacted entity type, "
                "audit action); `off` turns them off."),
     "ALERT_DESTINATIONS": ("`stderr,store`", "Comma-separated: `stderr` (a JSON line), `store` (`<prefix>/_alerts/"
-                           "dt=YYYY-MM-DD/<id>.json` in the sink), `file:///path` (JSON lines appended), "
-                           "`http(s)://…` (POST with retries)."),
+                           "dt=YYYY-MM-DD/<id>.<revision>.json` in the sink), `file:///path` (JSON lines appended), "
+                           "`http(s)://…` (POST with retries). Each gets every event of an incident."),
     "ALERT_WINDOW": ("`60`", "Seconds of event time per counting window (aligned to the clock)."),
     "ALERT_FACTOR": ("`5`", "A window alerts when its count is more than this many times the key's baseline…"),
     "ALERT_FLOOR": ("`100`", "…and at least this count. Per dimension too: `100,entity=20,actor=300` (dimensions: "
@@ -111,7 +111,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
                        "their way (batches ship up to `BATCH_MAX_AGE` late); later ones are not rated (counted in "
                        "/metrics)."),
     "ALERT_COOLDOWN": ("`120`", "Quiet seconds that end an incident: anomalous windows closer than this are one "
-                       "alert, raised when the incident ends, with its final counts."),
+                       "incident — alerted when its first window closes, closed with its final counts."),
     "ALERT_MAX_KEYS": ("`5000`", "Keys remembered per dimension (least recently seen forgotten first; counted in "
                        "/metrics)."),
     "ALERT_WEBHOOK_TOKEN": ("unset", "Sent as `Authorization: Bearer <token>` to `http(s)://` destinations."),
