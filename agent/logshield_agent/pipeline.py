@@ -94,6 +94,9 @@ class PipelineObserver:
 
     critical = False
 
+    def open(self, wall: float) -> None:
+        """The pipeline starts (on its own thread, signals handled): the first moment an observer may use the store."""
+
     def batch_shipped(self, batch: ShippedBatch) -> None:
         """A batch is in the store."""
 
@@ -175,6 +178,7 @@ class Pipeline:
     def run(self, stop: threading.Event) -> None:
         """Ship until ``stop`` is set, then ship the open batches within ``LOGSHIELD_SHUTDOWN_GRACE``."""
         try:
+            self._notify("open", self.wall())
             while not stop.is_set():
                 self.wake.clear()
                 busy = self.step(stop)
@@ -193,6 +197,7 @@ class Pipeline:
     def run_once(self) -> None:
         """Ship everything readable now and wait for the store's acknowledgement; ``ShipError`` otherwise."""
         try:
+            self._notify("open", self.wall())
             while True:
                 self.tailer.scan(once=True)
                 for stream in list(self.tailer.streams.values()):

@@ -57,8 +57,10 @@ def writer(tmp_path: Path, clock: Clock, sink: LocalDirSink | None = None, *, ho
            state: Path | None = None) -> DigestWriter:
     state = state or tmp_path / "state"
     key = DigestKey.load(key=None, key_file=None, state_dir=state)
-    return DigestWriter(sink or LocalDirSink(tmp_path / "store"), state, host=host, key=key, interval=HOUR,
-                        wall=clock)
+    digests = DigestWriter(sink or LocalDirSink(tmp_path / "store"), state, host=host, key=key, interval=HOUR,
+                           wall=clock)
+    digests.open(clock())  # what the pipeline does when it starts
+    return digests
 
 
 def ship(tmp_path: Path, digests: DigestWriter, **env: str) -> None:
@@ -180,9 +182,14 @@ class TestDigestWriter:
         assert digests[2]["period_start"] == digests[1]["period_end"]  # the silence between runs is on record
 
     def test_start_digest_is_stored_before_anything_ships(self, tmp_path):
-        """The writer stores its start digest when it is made, so every object of a run follows a digest of it."""
+        """The writer stores its start digest when the pipeline opens it (not when it is made: `check` makes one
+        without touching the store), so every object of a run follows a digest of it."""
         (tmp_path / "logs").mkdir()
-        writer(tmp_path, Clock(T0 + 1))
+        key = DigestKey.load(key=None, key_file=None, state_dir=tmp_path / "state")
+        made = DigestWriter(LocalDirSink(tmp_path / "store"), tmp_path / "state", host="testhost", key=key,
+                            interval=HOUR, wall=Clock(T0 + 1))
+        assert digests_in(tmp_path / "store") == []
+        made.open(T0 + 1)
         (key, doc), = digests_in(tmp_path / "store")
         assert doc["kind"] == "start" and data_keys(tmp_path / "store") == []
 

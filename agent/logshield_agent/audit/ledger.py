@@ -77,8 +77,7 @@ class DigestWriter(PipelineObserver):
         self.state = self._load_state()
         self._key_published = False
         self._repair_ledger()
-        self._started = False
-        self._start()
+        self._started = False  # the start digest is written by open(), not here: making a writer touches no store
 
     def _start(self) -> None:
         """The ``start`` digest (after finishing one a crash left pending). A store that cannot be reached now is
@@ -98,6 +97,10 @@ class DigestWriter(PipelineObserver):
         self._started = True
 
     # -- observer hooks
+    def open(self, wall: float) -> None:
+        if not self._started:
+            self._start()
+
     def batch_shipped(self, batch: ShippedBatch) -> None:
         if not self._started:
             self._start()
