@@ -46,12 +46,12 @@ ENV_PREFIX = "LOGSHIELD_"
 OPERATOR_NAMES = ("replace", "mask", "redact", "pseudonym", "encrypt", "keep")
 OperatorName = Literal["replace", "mask", "redact", "pseudonym", "encrypt", "keep"]
 
-#: Every entity type the library can report: the pattern tiers' and NER's (PERSON, LOCATION). ``entities`` and
-#: ``operators`` accept these names only.
+#: Every entity type the library can report: the pattern tiers', NER's (PERSON, LOCATION), and DATE_OF_BIRTH, which only
+#: the key-name tier finds (``dob=…``). ``entities``, ``operators`` and ``pii_keys`` accept these names only.
 ENTITY_TYPES = frozenset({
     "PRIVATE_KEY", "JWT", "URL_CREDENTIALS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "API_KEY", "AUTH_TOKEN",
     "SECRET", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "EMAIL_ADDRESS", "IBAN_CODE", "PHONE_NUMBER", "PERSON",
-    "LOCATION",
+    "LOCATION", "DATE_OF_BIRTH",
 })
 #: The shortest key ``pseudonym`` and the chain accept (HMAC-SHA256 keys shorter than this are guessable).
 MIN_HMAC_KEY_BYTES = 16
@@ -187,8 +187,15 @@ class RedactionConfig(_Frozen):
     default_operator: OperatorName = "replace"
     #: Per-entity operator, e.g. ``{"EMAIL_ADDRESS": "pseudonym"}``.
     operators: Mapping[str, OperatorName] = Field(default_factory=dict)
+    #: The key-name tier: values under secret key names (``password``, ``api_key``…) and personal ones (``first_name``,
+    #: ``city``…), in dicts and as ``key=value`` / ``key: value`` in text, are replaced whatever they look like and
+    #: whatever ``entities`` selects. False turns the tier off (SECRET is then never found).
+    key_names: bool = True
     #: Extra key names (case-insensitive, ``-``/``_`` ignored) whose values are always replaced.
     secret_keys: tuple[str, ...] = ()
+    #: Changes to the built-in personal key names: ``username=PERSON`` adds one (exact key, separators and case
+    #: ignored), ``city=none`` removes one, ``*=none`` removes every built-in one first.
+    pii_keys: Mapping[str, str] = Field(default_factory=dict)
     #: Exact values that are never redacted.
     allow_values: frozenset[str] = frozenset()
     #: Regular expressions; a finding whose text fully matches one is never redacted.
@@ -207,7 +214,7 @@ class RedactionConfig(_Frozen):
 
     _split = field_validator("entities", "secret_keys", "allow_values", "phone_regions", mode="before")(_split_csv)
     _patterns = field_validator("allow_patterns", mode="before")(_split_patterns)
-    _mapping = field_validator("operators", mode="before")(_parse_mapping)
+    _mapping = field_validator("operators", "pii_keys", mode="before")(_parse_mapping)
 
     @field_validator("entities", mode="after")
     @classmethod
@@ -228,6 +235,26 @@ class RedactionConfig(_Frozen):
         if problem:
             raise ValueError(problem)
         return upper
+
+    @field_validator("pii_keys", mode="after")
+    @classmethod
+    def _pii_key_entities(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        result: dict[str, str] = {}
+        for key, entity in value.items():
+            name = re.sub(r"[^a-z0-9]", "", key.lower()) if key.strip() != "*" else "*"
+            if not name:
+                raise ValueError(f"key name {key!r} has no letters or digits")
+            entity = entity.strip().upper()
+            if entity == "NONE":
+                result[name] = "none"
+                continue
+            if name == "*":
+                raise ValueError("'*' can only be removed ('*=none')")
+            problem = _unknown_entities([entity])
+            if problem:
+                raise ValueError(f"{key}: {problem}")
+            result[name] = entity
+        return result
 
     @field_validator("allow_patterns", mode="after")
     @classmethod
