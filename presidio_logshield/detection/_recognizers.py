@@ -77,7 +77,32 @@ def _ssn(text: str, match: re.Match[str]) -> float | None:
     return 0.8 if _SSN_CONTEXT.search(before(text, match)) else None
 
 
-_VERSION_CONTEXT = re.compile(r"(?:version|ver|release|build|firmware|v|rev|revision|protocol|oid)[\s:=_/-]*$")
+#: A dotted quad right after one of these words is a version, not an address: ``version 10.2.3.4``, ``openssl
+#: 3.0.11.1``, ``kernel 5.10.0.1``.
+_VERSION_CONTEXT = re.compile(
+    r"(?:^|[^a-z])(?:version|ver|release|build|firmware|v|rev|revision|protocol|oid|openssl|openssh|libssl|kernel|"
+    r"linux|python|java|jdk|jre|nodejs|npm|golang|ruby|perl|php|nginx|apache|httpd|tomcat|jetty|chrome|chromium|"
+    r"firefox|safari|msie|windows|macos|osx|ios|android|ubuntu|debian|centos|rhel|fedora|alpine|docker|kubernetes|"
+    r"kubelet|kubectl|helm|terraform|postgres|postgresql|mysql|mariadb|redis|mongodb|elasticsearch|kafka|zookeeper|"
+    r"hadoop|glibc|gcc|clang|llvm|bash|git|curl|wget|dotnet|sdk|bios|driver|package|pkg|patch)[\s:=_/-]*$")
+#: ``Chrome/120.0.0.0``, ``openssl-3.0.11.1``: a product token (a word starting a token) and its version.
+_PRODUCT_VERSION = re.compile(r"(?:^|[\s(\[;,\"'])(?P<word>[A-Za-z][\w.+]*)[/-]$")
+_ADDRESS_WORDS = frozenset({"ip", "ipv4", "host", "addr", "address", "node", "server", "client", "peer", "src", "dst"})
+#: ``/8`` after an address: a CIDR prefix length.
+_PREFIX = re.compile(r"/(\d{1,3})(?![\d.])")
+
+
+def _network(text: str, end: int, address: str) -> bool:
+    """True when the address is a network in CIDR notation (``10.0.0.0/8``, ``2001:db8::/32``: host bits all zero), not
+    a host's address; ``192.168.1.7/24`` (an interface address with its prefix) and ``/32`` are hosts."""
+    prefix = _PREFIX.match(text, end)
+    if prefix is None:
+        return False
+    try:
+        network = ipaddress.ip_network(f"{address}/{prefix.group(1)}", strict=True)
+    except ValueError:
+        return False  # host bits set, or not a prefix length
+    return network.num_addresses > 1
 
 
 def _valid_ipv4(value: str) -> bool:
@@ -95,9 +120,16 @@ def _valid_ipv4(value: str) -> bool:
 
 
 def _ipv4(text: str, match: re.Match[str]) -> float | None:
-    if not _valid_ipv4(match.group("ip")):
+    value = match.group("ip")
+    if not _valid_ipv4(value):
         return None
-    if _VERSION_CONTEXT.search(before(text, match, 20)):
+    context = text[max(0, match.start() - 40):match.start()]
+    if _VERSION_CONTEXT.search(context[-20:].lower()):
+        return None
+    product = _PRODUCT_VERSION.search(context)
+    if product is not None and product.group("word").lower() not in _ADDRESS_WORDS:
+        return None
+    if text[match.end():match.end() + 1] == "/" and _network(text, match.end(), value):
         return None
     return 0.9
 
@@ -115,7 +147,18 @@ def _ipv6(text: str, match: re.Match[str]) -> float | None:
         return None
     if value == "::":
         return None
+    if text[match.end():match.end() + 1] == "/" and _network(text, match.end(), value.split("%", 1)[0]):
+        return None
     return 0.9
+
+
+def _url_credentials(text: str, match: re.Match[str]) -> float | None:
+    """``user:password@`` in a URL; an unencoded ``/`` may be in the password (``redis://:p/ss@cache``), but
+    ``host:8080/users/bob@example.com`` is a port and a path."""
+    password = match.group("ui").partition(":")[2]
+    if "/" in password and password.split("/", 1)[0].isdigit():
+        return None
+    return 0.95
 
 
 def _b64json(segment: str) -> bool:
@@ -171,9 +214,9 @@ def build_pattern_recognizers(key_tier: LocalRecognizer | None, phone_regions: S
             r"\b(?P<h>eyJ[A-Za-z0-9_-]{5,})\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), validate=_jwt)],
             gates=[Gate(["eyJ"])]),
         RegexRecognizer("URL_CREDENTIALS", [Rule("url", re.compile(
-            r"\b[A-Za-z][A-Za-z0-9+.-]{0,20}://(?P<ui>[^\s/?#@\"'<>]*:[^\s/?#\"'<>]*)@[^\s/?#@\"'<>]"),
-            0.95, group="ui")],
-            gates=[Gate(["://"], r"://[^\s/?#@]*:[^\s/?#]*@")]),
+            r"\b[A-Za-z][A-Za-z0-9+.-]{0,20}://(?P<ui>[^\s/?#@\"'<>]*:(?:[^\s/?#\"'<>]*|[^\s?#\"'<>@]*))"
+            r"@[^\s/?#@\"'<>]"), group="ui", validate=_url_credentials)],
+            gates=[Gate(["://"], r"://[^\s/?#@]*:[^\s?#]*@")]),
         RegexRecognizer("AWS_ACCESS_KEY_ID", [Rule("akid", re.compile(
             r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"), 0.95)],
             gates=[Gate(["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA",

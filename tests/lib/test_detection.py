@@ -97,6 +97,11 @@ class TestPatterns:
 
 
 class TestNer:
+    def test_person_after_equals(self) -> None:
+        """A full name after ``=`` (``user=Alice Johnson``) is a person, not an identifier's tail."""
+        eng = DetectionEngine(RedactionConfig(detection="full"))
+        assert ("PERSON", "Alice Johnson") in _found(eng, "user=Alice Johnson action=delete")
+
     def test_names_and_places_but_not_components(self) -> None:
         """Full mode finds people and places and drops capitalised log components."""
         eng = DetectionEngine(RedactionConfig(detection="full"))
@@ -140,7 +145,7 @@ class TestEmailRecognizer:
         texts = [text for _, text, _ in CASES] + ["a@b", "x@y.co and z@w.io", "mail: first.last+tag@sub.example.org.",
                                                    "@@@", "user@host.c0m"]
         for text in texts:
-            lean = [(r.start, r.end, r.score) for r in recognizer.analyze(text, ["EMAIL_ADDRESS"])]
+            lean = [(r.start, r.end, r.score) for r in recognizer.presidio_analyze(text, ["EMAIL_ADDRESS"])]
             full = [(r.start, r.end, r.score) for r in PatternRecognizer.analyze(recognizer, text, ["EMAIL_ADDRESS"])]
             assert sorted(lean) == sorted(full), text
 
@@ -256,6 +261,13 @@ class TestFreeTextSecrets:
         placeholders are not secrets."""
         assert [e for e, _ in _found(engine, text) if e == "SECRET"] == []
 
+    def test_url_credentials_with_odd_characters(self, engine: DetectionEngine) -> None:
+        """An empty user or a ``/`` in the password is still a URL credential; a port and a path are not."""
+        assert ("URL_CREDENTIALS", ":p/ss") in _found(engine, "connect redis://:p/ss@cache:6379")
+        assert ("URL_CREDENTIALS", "app:s3/cr") in _found(engine, "postgres://app:s3/cr@db/x")
+        assert ("URL_CREDENTIALS", "u:p") in _found(engine, "http://u:p@h/x@y")
+        assert [e for e, _ in _found(engine, "GET http://host:8080/users/bob@example.com") if e == "URL_CREDENTIALS"] == []
+
 
 class TestPersonalKeysInText:
     @pytest.mark.parametrize(("text", "entity", "value"), [
@@ -269,6 +281,7 @@ class TestPersonalKeysInText:
         ("dob=1990-01-01", "DATE_OF_BIRTH", "1990-01-01"), ("address=221B Baker Street, London", "LOCATION",
                                                             "221B Baker Street"),
         ("lastName: 'de la Cruz'", "PERSON", "de la Cruz"), ("zip=10115 Berlin", "LOCATION", "10115"),
+        ("email=alice%40example.com", "EMAIL_ADDRESS", "alice%40example.com"),
         ("form first_name%3DAlice%26x%3D1", "PERSON", "Alice"),
     ])
     def test_values_replaced_as_their_entity(self, engine: DetectionEngine, text: str, entity: str, value: str) -> None:
@@ -309,3 +322,32 @@ class TestKeyTierSettings:
         assert [f.rule for f in eng.detect(["db_password=x first_name=Al curl -u a:b"])[0]] == [
             "key:password", "key:firstname", "pattern:curl-user"]
 
+
+class TestPatternPrecision:
+    @pytest.mark.parametrize(("text", "entity", "value"), [
+        ("iban de89370400440532013000", "IBAN_CODE", "de89370400440532013000"),
+        ("IBAN: gb82 west 1234 5698 7654 32", "IBAN_CODE", "gb82 west 1234 5698 7654 32"),
+        ("email=alice%40example.com", "EMAIL_ADDRESS", "alice%40example.com"),
+        ("q=email%3Dbob.smith%2Btag%40example.co.uk%26x", "EMAIL_ADDRESS", "bob.smith%2Btag%40example.co.uk"),
+        ("host 192.168.1.7/24 up", "IP_ADDRESS", "192.168.1.7"), ("route 10.1.2.3/32", "IP_ADDRESS", "10.1.2.3"),
+        ("dev 10.0.0.1", "IP_ADDRESS", "10.0.0.1"), ("GET /v1/hosts/10.1.2.3", "IP_ADDRESS", "10.1.2.3"),
+        ("http://10.1.2.3/x", "IP_ADDRESS", "10.1.2.3"), ("client 3.0.11.1 connected", "IP_ADDRESS", "3.0.11.1"),
+        ("ip-10.1.2.3", "IP_ADDRESS", "10.1.2.3"), ("mail alice@example.com: delivered", "EMAIL_ADDRESS",
+                                                     "alice@example.com"),
+        ("clone https://oauth2token123456@gitlab.com/a/b", "EMAIL_ADDRESS", "oauth2token123456@gitlab.com"),
+    ])
+    def test_detects(self, engine: DetectionEngine, text: str, entity: str, value: str) -> None:
+        """Lower-case IBANs, URL-encoded e-mail addresses, host addresses with a prefix or after a path are found."""
+        assert (entity, value) in _found(engine, text)
+
+    @pytest.mark.parametrize("text", [
+        "Mozilla/5.0 (X11) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36", "openssl 3.0.11.1",
+        "openssl-3.0.11.1", "kernel 5.10.0.1 loaded", "git@github.com:org/repo.git",
+        "scp deploy@host.example.com:/srv/app.tar.gz .", "status=503 upstream=10.0.0.0/8 route default",
+        "route 2001:db8::/32 via fe80::1%eth0", "sha ab12cd34ef567890",
+    ])
+    def test_leaves_versions_networks_and_remotes(self, engine: DetectionEngine, text: str) -> None:
+        """Product versions (``Chrome/120.0.0.0``, ``openssl 3.0.11.1``), SSH remotes and CIDR networks are not
+        personal data."""
+        found = [(e, v) for e, v in _found(engine, text) if v not in ("fe80::1%eth0",)]
+        assert found == []
