@@ -70,6 +70,11 @@ _PLACEHOLDERS = frozenset({"null", "None", "***", "[REDACTED]"})
 _MORE = re.compile(r"[)\]]?[ \t]+([^\s,;&\"'<>=:(){}\[\]]+)")
 _KEY_AHEAD = re.compile(r"[ \t]*(?:[:=]|%3[dD])")
 _MAX_MORE = 5
+#: How many levels of pairs inside values are looked into.
+_NESTING = 3
+#: An unmatched key's bare value up to this long may be the next key: the scan resumes at its start.
+_RESUME_WITHIN = 64
+_INNER_SEPARATOR = re.compile(r"[:=]|%3[dD]")
 
 Shape = Callable[[str], bool]
 
@@ -172,10 +177,20 @@ class KeyTierRecognizer(LocalRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None) -> list[RecognizerResult]:
         found: list[RecognizerResult] = []
-        position = 0
-        while (match := _KV.search(text, position)) is not None:
-            # A pair whose key names nothing is looked into: its value may hold one ('{"data": "password=x"}').
-            position = self._pair(text, match, found)
+        # A pair whose key names nothing may hide one: its short bare value may be the next key ("note: pw: x",
+        # "body=full_name=…"), so the scan resumes there; a quoted or long value may hold pairs ('{"data":
+        # "password=x"}', "url=https://h/?token=x"), so it is scanned again, a few levels deep. Resuming only inside
+        # short values, and rescanning spans that do not overlap, keeps the work linear in the text.
+        spans = [(0, len(text))]
+        for _ in range(_NESTING):
+            inner: list[tuple[int, int]] = []
+            for low, high in spans:
+                position = low
+                while (match := _KV.search(text, position, high)) is not None:
+                    position = self._pair(text, match, found, inner)
+            if not inner:
+                break
+            spans = inner
         for match in _SPACED.finditer(text):
             self._spaced(match, found)
         lowered = text.lower()
@@ -199,31 +214,45 @@ class KeyTierRecognizer(LocalRecognizer):
                 RecognizerResult.RECOGNIZER_NAME_KEY: self.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                 RULE_KEY: rule}))
 
-    def _pair(self, text: str, match: re.Match[str], found: list[RecognizerResult]) -> int:
-        """Add the finding of one ``key=value`` match, if any; return where to look for the next pair."""
+    def _pair(self, text: str, match: re.Match[str], found: list[RecognizerResult],
+              inner: list[tuple[int, int]]) -> int:
+        """Add the finding of one ``key=value`` match, if any, and return where the scan goes on; a value not taken
+        that may hold a pair of its own goes to ``inner``."""
         key = match.group("key")
         group = "dq" if match.group("dq") is not None else "sq" if match.group("sq") is not None else "bare"
         value = match.group(group)
         start, end = match.span(group)
+        taken = self._finding(text, match, key, group, value, start, end, found)
+        if taken is not None:
+            return taken
+        if group == "bare" and len(value) <= _RESUME_WITHIN:
+            return start
+        if _INNER_SEPARATOR.search(value):
+            inner.append((start, end))
+        return match.end()
+
+    def _finding(self, text: str, match: re.Match[str], key: str, group: str, value: str, start: int, end: int,
+                 found: list[RecognizerResult]) -> int | None:
+        """Add the finding of a pair whose key names a secret or a personal field; return where it ends, or None."""
         secret = self.secrets.classify(key)
         if secret is not None:
             name, strong = secret
             if not value or value in _PLACEHOLDERS or value.startswith("<"):
-                return start
+                return None
             if not strong and not _weak_value(name, value, match.group("sep")):
-                return start
+                return None
             self._add(found, "SECRET", start, end, 0.9, f"key:{name}")
             return match.end()
         personal = self.personal.match(key)
         if personal is None:
-            return start
+            return None
         entity, name = personal
         if group == "bare":
             end = self._continue(text, end, _shape(entity, name))
             while end > start and text[end - 1] in ".!?)]":
                 end -= 1
         if not self.personal.accepts(name, text[start:end]):
-            return start
+            return None
         self._add(found, entity, start, end, 0.9, f"key:{name}")
         return max(end, match.end())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
 from hypothesis import given
@@ -260,6 +261,22 @@ class TestFreeTextSecrets:
         """Numbers after weak names, auth methods, states, uid:gid, words that contain a name, descriptive keys and
         placeholders are not secrets."""
         assert [e for e, _ in _found(engine, text) if e == "SECRET"] == []
+
+    @pytest.mark.parametrize(("text", "value"), [('{"data": "password=x1", "n": 1}', "x1"),
+                                                 ("url=https://x.com/cb?password=abc&x=1", "abc"),
+                                                 ("payload={'field': 'pw=abc'}", "abc"), ("a=b=password=c", "c")])
+    def test_pairs_inside_values(self, engine: DetectionEngine, text: str, value: str) -> None:
+        """A pair inside the value of a key that names nothing (a quoted value, a URL) is found."""
+        assert ("SECRET", value) in _found(engine, text)
+
+    def test_nested_values_stay_linear(self, engine: DetectionEngine) -> None:
+        """Values that run to the end of a long text (``a=a=a=…``) are rescanned a few levels deep, not once per pair:
+        80,000 characters take well under a second (a rescan per pair would take minutes)."""
+        text = "a=" * 40_000 + " pwd=hunter2"
+        start = time.perf_counter()
+        found = _found(engine, text)
+        assert time.perf_counter() - start < 5
+        assert ("SECRET", "hunter2") in found
 
     def test_url_credentials_with_odd_characters(self, engine: DetectionEngine) -> None:
         """An empty user or a ``/`` in the password is still a URL credential; a port and a path are not."""
