@@ -74,6 +74,8 @@ def _key_hint(key: str) -> str | None:
 
 
 _Findings = tuple[Finding, ...]
+#: Containers that may be a ``(name, value)`` pair inside a list.
+_PAIRS = (tuple, list)
 #: What a dict key is: its text, the secret name it matches, the context word it implies, the personal field
 #: ``(entity type, name)`` it names, and whether it is also detected with its digit separators as spaces.
 _KeyKind = tuple[str, "str | None", "str | None", "tuple[str, str] | None", bool]
@@ -204,6 +206,23 @@ class Redactor:
         personal = self._personal.match(key) if self._personal is not None and isinstance(key, str) else None
         return (text, self._secret_key(key), _key_hint(text), personal, _DIGIT_SEPARATOR.search(text) is not None)
 
+    def _pair_replaced(self, pair: Sequence[Any]) -> tuple[str, str, str] | None:
+        """For a ``(name, value)`` pair in a list (``headers=[("X-Api-Key", "k")]``, ASGI's byte pairs): ``(entity
+        type, rule, text)`` when the name is a secret's or a personal field's and the value is replaced whole."""
+        name = pair[0]
+        if type(name) is bytes:
+            name = name.decode("utf-8", errors="replace")
+        elif type(name) is not str:
+            return None
+        _, secret, _, personal, _ = self._key_kind(name)
+        if secret is not None:
+            return "SECRET", f"key:{secret}", _as_text(pair[1])
+        if personal is not None:
+            text = self._personal_text(personal, pair[1])
+            if text is not None:
+                return personal[0], f"key:{personal[1]}", text
+        return None
+
     def _personal_text(self, personal: tuple[str, str], value: Any) -> str | None:
         """The text replaced whole under a personal key (``{"city": "Berlin"}``), or None when the value is detected as
         usual: a container, a bool, None, an empty marker, or not of the key's shape (``{"name": "orders"}``)."""
@@ -237,7 +256,10 @@ class Redactor:
             self._collect_items(value, depth, out)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             for item in value:
-                self._collect(item, hint, depth + 1, out)
+                if type(item) in _PAIRS and len(item) == 2 and self._pair_replaced(item) is not None:
+                    self._collect(item[0], None, depth + 2, out)  # the name is text too; its value is not detected
+                else:
+                    self._collect(item, hint, depth + 1, out)
         else:
             out[(_as_text(value), hint)] = None
 
@@ -277,7 +299,17 @@ class Redactor:
         if isinstance(value, Mapping) and depth < MAX_DEPTH:
             return self._rebuild_items(value, depth, found, summary)
         if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
-            return [self._rebuild(item, hint, depth + 1, found, summary) for item in value]
+            items: list[Any] = []
+            for item in value:
+                replaced = self._pair_replaced(item) if type(item) in _PAIRS and len(item) == 2 else None
+                if replaced is None:
+                    items.append(self._rebuild(item, hint, depth + 1, found, summary))
+                    continue
+                entity, rule, text = replaced
+                items.append([self._rebuild(item[0], None, depth + 2, found, summary),
+                              self._operators.apply(entity, text)])
+                summary.append((entity, rule))
+            return items
         text = _as_text(value)
         return self._apply(text, found[(text, hint)], summary)
 

@@ -175,6 +175,17 @@ class TestPersonalKeys:
         assert redactor.redact_batch([{"cellular_state": "on", "telemetry": "ok"}])[0][0] == {
             "cellular_state": "on", "telemetry": "ok"}
 
+    def test_name_value_pairs_in_lists(self, redactor: Redactor) -> None:
+        """A list of ``(name, value)`` pairs (headers as tuples, ASGI byte pairs) is read like a dict: secret and
+        personal names replace their values; other pairs and other lists are detected as usual."""
+        (out, summary), = redactor.redact_batch([{"headers": [("X-Api-Key", "plainkey"), (b"cookie", b"sid=1"),
+                                                              ("Accept", "text/html"), ["city", "Berlin"]],
+                                                  "pairs": [("a", "b@example.com"), ("tokens", 3)], "one": ["pw"]}])
+        assert out == {"headers": [["X-Api-Key", "<SECRET>"], ["cookie", "<SECRET>"], ["Accept", "text/html"],
+                                   ["city", "<LOCATION>"]],
+                       "pairs": [["a", "<EMAIL_ADDRESS>"], ["tokens", 3]], "one": ["pw"]}
+        assert summary.rules == {"key:xapikey", "key:cookie", "key:city", "presidio:EmailRecognizer"}
+
     def test_json_in_a_message(self, redactor: Redactor) -> None:
         """JSON embedded in a message goes through the key names too."""
         out, _ = redactor.redact_text('body={"name":"Alice Johnson","city":"Paris","password":"x"}')
