@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
+from ..config import ENTITY_TYPES
+
 __all__ = ["BUILTIN_PII_KEYS", "KEY_WORDS", "PersonalKeyMatcher", "SecretKeyMatcher", "normalise_key"]
 
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
@@ -154,6 +156,10 @@ def _looks_like_street_address(value: str) -> bool:
 #: Built-in names that also hold what is not personal (``{"name": "orders-queue"}``, ``address=10.0.0.1:80``): their
 #: value counts only when it has the shape of what the name would hold. A configured name is never ambiguous.
 _AMBIGUOUS = {"name": looks_like_full_name, "address": _looks_like_street_address}
+#: A value of digits only under a personal key is that entity only with at least this many digits (a count such as
+#: ``{"entities": {"EMAIL_ADDRESS": 1}}`` is not); types not listed (names, places, e-mail) are never all digits.
+_MIN_DIGITS = {"PHONE_NUMBER": 7, "CREDIT_CARD": 12, "US_SSN": 4, "IBAN_CODE": 8, "DATE_OF_BIRTH": 6}
+_POSTCODES = frozenset({"zip", "zipcode", "postcode", "postalcode"})
 #: Values that say nothing is there.
 _EMPTY_VALUES = frozenset({"", "null", "none", "nil", "-", "n/a", "na", "true", "false", "***", "[redacted]",
                            "redacted", "undefined", "unknown"})
@@ -195,8 +201,10 @@ class PersonalKeyMatcher:
         return tuple(out)
 
     def _match(self, key: str) -> tuple[str, str] | None:
-        """``(entity type, name)`` when ``key`` is a personal field's name, else None."""
-        if not key or len(key) > 80:
+        """``(entity type, name)`` when ``key`` is a personal field's name, else None. A key spelled as an entity type
+        (``EMAIL_ADDRESS``, ``PHONE_NUMBER``) is this library's label — summary counts, operator settings — not a
+        field (its value is still detected as any other)."""
+        if not key or len(key) > 80 or key in ENTITY_TYPES:
             return None
         name = normalise_key(key)
         entity = self.keys.get(name)
@@ -204,10 +212,14 @@ class PersonalKeyMatcher:
 
     def accepts(self, name: str, value: str) -> bool:
         """Whether ``value`` under the key ``name`` (as :meth:`match` returned it) is replaced: not an empty marker
-        (``null``, ``-``, ``true``) nor a placeholder already (``<PERSON>``), and for an ambiguous name (``name``,
-        ``address``) of the shape that name would hold."""
+        (``null``, ``-``, ``true``) nor a placeholder already (``<PERSON>``), not a number too short for the entity
+        (``{"PHONE_NUMBER": 2}`` is a count), and for an ambiguous name (``name``, ``address``) of the shape that name
+        would hold."""
         stripped = value.strip()
         if stripped.lower() in _EMPTY_VALUES or (stripped.startswith("<") and stripped.endswith(">")):
             return False
+        if stripped.isdigit():
+            minimum = 3 if name in _POSTCODES else _MIN_DIGITS.get(self.keys.get(name, ""))
+            return minimum is not None and len(stripped) >= minimum
         check = self._ambiguous.get(name)
         return check is None or check(stripped)

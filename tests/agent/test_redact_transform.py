@@ -80,3 +80,11 @@ class TestRecordRedactor:
         assert b"abcdef1234" not in out[2] and b"GA1.2.3" not in out[2]
         assert out[3] == records[3]
         assert b"Alice" not in out[4]
+
+    def test_library_records_keep_their_summary(self, redactor: Redactor) -> None:
+        """A record the library wrote (placeholders, a redaction summary keyed by entity type, key:<name> rules) goes
+        through the agent's pass byte for byte: counts are not taken for personal fields."""
+        line = (b'{"message":"mail <EMAIL_ADDRESS> from <PHONE_NUMBER>","first_name":"<PERSON>","redaction":'
+                b'{"entities":{"EMAIL_ADDRESS":1,"PERSON":1,"PHONE_NUMBER":2},'
+                b'"rules":["key:firstname","key:password","presidio:EmailRecognizer"]}}\n')
+        assert RecordRedactor(redactor)([line]) == [line]

@@ -165,6 +165,19 @@ class TestPersonalKeys:
                        "user": {"name": "<PERSON>"}, "mobile": True, "email": "-"}
         assert summary.rules == {"key:firstname", "key:lastname", "key:city", "key:dob", "key:phone", "key:name"}
 
+    def test_counts_under_entity_names_stay(self, redactor: Redactor) -> None:
+        """Entity type names are labels, not personal keys (summary and audit counts, operator settings), and a number
+        too short for the key's entity stays (``phone=2``); long enough numbers under personal keys are replaced."""
+        counts = {"entities": {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 2, "CREDIT_CARD": 30, "DATE_OF_BIRTH": 4,
+                               "US_SSN": 1, "IBAN_CODE": 12}}
+        labels = {"operations": {"EMAIL_ADDRESS:replace": 1}, "operators": "CREDIT_CARD=mask,PHONE_NUMBER=redact"}
+        (out, summary), (text, _), (same, _) = redactor.redact_batch(
+            [counts, "redacted EMAIL_ADDRESS=3 PHONE_NUMBER=12 phone=2", labels])
+        assert out == counts and same == labels and not summary
+        assert text == "redacted EMAIL_ADDRESS=3 PHONE_NUMBER=12 phone=2"
+        assert redactor.redact_batch([{"phone": "4155552671", "zip": 10115, "card": "4111111111111111"}])[0][0] == {
+            "phone": "<PHONE_NUMBER>", "zip": "<LOCATION>", "card": "<CREDIT_CARD>"}
+
     def test_operator_of_the_entity_applies(self) -> None:
         """The value is operated on as the key's entity type (here PERSON masked)."""
         r = Redactor(RedactionConfig(detection="patterns", operators={"PERSON": "mask"}))
