@@ -264,9 +264,10 @@ class Redactor:
             out[(_as_text(value), hint)] = None
 
     def _collect_items(self, value: Mapping[Any, Any], depth: int, out: dict[tuple[str, str | None], None]) -> None:
-        key_kind = self._key_kind
+        key_kind, known = self._key_kind, self._key_kinds
         for key, item in value.items():
-            key_text, secret, key_hint, personal, split = key_kind(key)
+            # The memo first, inline: most keys were seen before (one dict look-up, no call).
+            key_text, secret, key_hint, personal, split = known.get(key) or key_kind(key)
             out[(key_text, None)] = None
             if split:
                 out[(key_text, _SPLIT)] = None
@@ -316,10 +317,10 @@ class Redactor:
     def _rebuild_items(self, value: Mapping[Any, Any], depth: int, found: Mapping[tuple[str, str | None], _Findings],
                        summary: list[tuple[str, str]]) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
-        key_kind = self._key_kind
+        key_kind, known = self._key_kind, self._key_kinds
         renamed = False  # original keys are unique: only a redacted key can collide with another
         for key, item in value.items():
-            key_text, secret, key_hint, personal, split = key_kind(key)
+            key_text, secret, key_hint, personal, split = known.get(key) or key_kind(key)
             key_findings = found[(key_text, None)]
             if split:
                 key_findings = _merge(key_findings, found[(key_text, _SPLIT)])
@@ -370,7 +371,7 @@ class Redactor:
             else:
                 todo.append(item)
         if todo:
-            texts = [_detection_text(text, hint) for text, hint in todo]
+            texts = [text if hint is None else _detection_text(text, hint) for text, hint in todo]
             planned: list[bool] = []
             results = self._engine.detect(texts, planned)
             scans = self._engine.scans_ascii

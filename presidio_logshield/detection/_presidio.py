@@ -40,8 +40,9 @@ class GatedEmailRecognizer(EmailRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None,
                 regex_flags: int | None = None) -> list[RecognizerResult]:
-        results = [r for r in self.presidio_analyze(text, entities, nlp_artifacts, regex_flags)
-                   if not _SSH_PATH.match(text, r.end)]
+        results = self.presidio_analyze(text, entities, nlp_artifacts, regex_flags)
+        if results and ":" in text:
+            results = [r for r in results if not _SSH_PATH.match(text, r.end)]
         if "%40" in text:
             for match in _ENCODED_EMAIL.finditer(text):
                 results.append(RecognizerResult(
