@@ -268,10 +268,10 @@ class DetectionEngine:
     def _resolve(self, text: str, results: list[RecognizerResult]) -> list[Finding]:
         candidates = []
         for r in results:
-            if r.end <= r.start or self._allowed(text[r.start:r.end]):
-                continue
-            if r.entity_type not in self.entities and (
-                    (r.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY) != KEY_TIER):
+            if r.end <= r.start or (r.entity_type not in self.entities and (
+                    (r.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY) != KEY_TIER)):
+                continue  # the key-name tier's findings count whatever entities selects
+            if self._allowed(text[r.start:r.end]):
                 continue
             candidates.append(Finding(r.start, r.end, r.entity_type, round(float(r.score), 4), self._rule(r)))
         # Secrets beat PII, then the longest span, then the highest score; ties broken by position and name.

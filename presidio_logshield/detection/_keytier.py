@@ -201,7 +201,7 @@ class KeyTierRecognizer(LocalRecognizer):
         if "%3d" in lowered:
             for match in _ENCODED.finditer(text):
                 self._encoded(match, found)
-        if "-u" in lowered or "--user" in lowered or "--proxy-user" in lowered:
+        if "-u" in lowered:  # -u, -U, --user, --proxy-user
             for match in _CURL.finditer(text):
                 user, _, password = match.group("v").partition(":")
                 if not (user.isdigit() and password.isdigit()):  # "docker run -u 1000:1000": uid:gid
