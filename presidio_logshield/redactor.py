@@ -23,7 +23,7 @@ from typing import Any
 from presidio_analyzer import AnalyzerEngine
 
 from .config import RedactionConfig
-from .detection import DetectionEngine, Finding
+from .detection import SECRET_ENTITIES, DetectionEngine, Finding
 from .operators import Operators, apply_findings
 from .summary import NOTHING_FOUND, RedactionSummary
 
@@ -44,6 +44,14 @@ _HINT_WORDS = ("phone", "tel", "mobile", "cell", "fax", "msisdn", "whatsapp", "s
                "tin", "nationalid")
 _KEY_SPLIT = re.compile(r"[^a-z0-9]+")
 _JSON_KEY = re.compile(r'"([^"\\]{1,80})"\s*:')
+#: Where a number inside a dict key starts or ends: a ``_``, ``-`` or ``.`` between a digit and something else, or a
+#: letter right next to a long run of digits. A key with one is also detected with those characters as spaces (same
+#: length, same offsets): ``token-4111111111111111`` as ``token 4111111111111111``, ``user4155552671`` as ``use
+#: 4155552671`` — the recognizers do not start a number right after a letter, ``-``, ``_`` or ``.``.
+_DIGIT_SEPARATOR = re.compile(r"(?<=[^\d_.-])[_.-](?=\d)|(?<=\d)[_.-](?=[^\d_.-])|[^\W\d_](?=\d[\d.-]{5})"
+                              r"|(?<=\d{6})[^\W\d_]")
+#: The ``hint`` of a detection item that is a dict key with its digit separators read as spaces.
+_SPLIT = "\x00split"
 
 for _name in ("presidio-analyzer", "presidio-anonymizer", "decision_process"):
     # Presidio's loggers may carry raw text; they must not reach an application's root handlers through us.
@@ -66,6 +74,11 @@ def _key_hint(key: str) -> str | None:
 
 
 _Findings = tuple[Finding, ...]
+#: Containers that may be a ``(name, value)`` pair inside a list.
+_PAIRS = (tuple, list)
+#: What a dict key is: its text, the secret name it matches, the context word it implies, the personal field
+#: ``(entity type, name)`` it names, and whether it is also detected with its digit separators as spaces.
+_KeyKind = tuple[str, "str | None", "str | None", "tuple[str, str] | None", bool]
 
 
 class Redactor:
@@ -79,10 +92,12 @@ class Redactor:
         self.config = config
         self._engine = DetectionEngine(config, key_words=_HINT_WORDS)
         self._operators = Operators(config)
-        self._keys = self._engine.key_matcher if "SECRET" in self._engine.entities else None
+        # The key-name tier applies whatever ``entities`` selects, unless it is turned off.
+        self._keys = self._engine.key_matcher if config.key_names else None
+        self._personal = self._engine.personal_matcher if config.key_names else None
         self._cache: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
         self._cheap: OrderedDict[tuple[str, str | None], _Findings] = OrderedDict()
-        self._key_kinds: dict[str, tuple[str, str | None, str | None]] = {}
+        self._key_kinds: dict[str, _KeyKind] = {}
         self._lock = threading.Lock()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (r := ref()) is not None and r._after_fork())
@@ -162,7 +177,8 @@ class Redactor:
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - lines of one producer share a few key sets; bounded
     def _keys_need_redaction(self, keys: tuple[str, ...]) -> bool:
-        return any(self._secret_key(key) is not None or _key_hint(key) is not None for key in keys)
+        return any(self._secret_key(key) is not None or _key_hint(key) is not None
+                   or (self._personal is not None and self._personal.match(key) is not None) for key in keys)
 
     def cache_clear(self) -> None:
         with self._lock:
@@ -174,18 +190,52 @@ class Redactor:
     def _secret_key(self, key: Any) -> str | None:
         return self._keys.match(key) if self._keys is not None and isinstance(key, str) else None
 
-    def _key_kind(self, key: Any) -> tuple[str, str | None, str | None]:
-        """``(text, secret name or None, hint or None)`` of a dict key; memoised for string keys (one dict look-up
-        instead of two cached calls, twice per key of every record)."""
+    def _key_kind(self, key: Any) -> _KeyKind:
+        """What a dict key is (see ``_KeyKind``); memoised for string keys (one dict look-up instead of several cached
+        calls, twice per key of every record)."""
         if type(key) is str:
             kind = self._key_kinds.get(key)
             if kind is None:
                 if len(self._key_kinds) >= KEY_KINDS_SIZE:
                     self._key_kinds.clear()  # keys of a producer are few; a flood of random keys just starts over
-                kind = self._key_kinds[key] = (key, self._secret_key(key), _key_hint(key))
+                kind = self._key_kinds[key] = self._classify_key(key, key)
             return kind
-        text = key if isinstance(key, str) else str(key)
-        return text, self._secret_key(key), _key_hint(text)
+        return self._classify_key(key, key if isinstance(key, str) else str(key))
+
+    def _classify_key(self, key: Any, text: str) -> _KeyKind:
+        personal = self._personal.match(key) if self._personal is not None and isinstance(key, str) else None
+        return (text, self._secret_key(key), _key_hint(text), personal, _DIGIT_SEPARATOR.search(text) is not None)
+
+    def _pair_replaced(self, pair: Sequence[Any]) -> tuple[str, str, str] | None:
+        """For a ``(name, value)`` pair in a list (``headers=[("X-Api-Key", "k")]``, ASGI's byte pairs): ``(entity
+        type, rule, text)`` when the name is a secret's or a personal field's and the value is replaced whole."""
+        name = pair[0]
+        if type(name) is bytes:
+            name = name.decode("utf-8", errors="replace")
+        elif type(name) is not str:
+            return None
+        _, secret, _, personal, _ = self._key_kind(name)
+        if secret is not None:
+            return "SECRET", f"key:{secret}", _as_text(pair[1])
+        if personal is not None:
+            text = self._personal_text(personal, pair[1])
+            if text is not None:
+                return personal[0], f"key:{personal[1]}", text
+        return None
+
+    def _personal_text(self, personal: tuple[str, str], value: Any) -> str | None:
+        """The text replaced whole under a personal key (``{"city": "Berlin"}``), or None when the value is detected as
+        usual: a container, a bool, None, an empty marker, or not of the key's shape (``{"name": "orders"}``)."""
+        if type(value) is str:
+            text = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = str(value)
+        elif isinstance(value, (bytes, bytearray)):
+            text = bytes(value).decode("utf-8", errors="replace")
+        else:
+            return None
+        assert self._personal is not None
+        return text if self._personal.accepts(personal[1], text) else None
 
     def _collect(self, value: Any, hint: str | None, depth: int, out: dict[tuple[str, str | None], None]) -> None:
         exact_dict = type(value) is dict  # most containers: decided without the isinstance chain
@@ -206,16 +256,22 @@ class Redactor:
             self._collect_items(value, depth, out)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
             for item in value:
-                self._collect(item, hint, depth + 1, out)
+                if type(item) in _PAIRS and len(item) == 2 and self._pair_replaced(item) is not None:
+                    self._collect(item[0], None, depth + 2, out)  # the name is text too; its value is not detected
+                else:
+                    self._collect(item, hint, depth + 1, out)
         else:
             out[(_as_text(value), hint)] = None
 
     def _collect_items(self, value: Mapping[Any, Any], depth: int, out: dict[tuple[str, str | None], None]) -> None:
-        key_kind = self._key_kind
+        key_kind, known = self._key_kind, self._key_kinds
         for key, item in value.items():
-            key_text, secret, key_hint = key_kind(key)
+            # The memo first, inline: most keys were seen before (one dict look-up, no call).
+            key_text, secret, key_hint, personal, split = known.get(key) or key_kind(key)
             out[(key_text, None)] = None
-            if secret is not None:
+            if split:
+                out[(key_text, _SPLIT)] = None
+            if secret is not None or (personal is not None and self._personal_text(personal, item) is not None):
                 continue
             if type(item) is str:  # most values: no recursion
                 out[(item, key_hint)] = None
@@ -244,18 +300,30 @@ class Redactor:
         if isinstance(value, Mapping) and depth < MAX_DEPTH:
             return self._rebuild_items(value, depth, found, summary)
         if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
-            return [self._rebuild(item, hint, depth + 1, found, summary) for item in value]
+            items: list[Any] = []
+            for item in value:
+                replaced = self._pair_replaced(item) if type(item) in _PAIRS and len(item) == 2 else None
+                if replaced is None:
+                    items.append(self._rebuild(item, hint, depth + 1, found, summary))
+                    continue
+                entity, rule, text = replaced
+                items.append([self._rebuild(item[0], None, depth + 2, found, summary),
+                              self._operators.apply(entity, text)])
+                summary.append((entity, rule))
+            return items
         text = _as_text(value)
         return self._apply(text, found[(text, hint)], summary)
 
     def _rebuild_items(self, value: Mapping[Any, Any], depth: int, found: Mapping[tuple[str, str | None], _Findings],
                        summary: list[tuple[str, str]]) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
-        key_kind = self._key_kind
+        key_kind, known = self._key_kind, self._key_kinds
         renamed = False  # original keys are unique: only a redacted key can collide with another
         for key, item in value.items():
-            key_text, secret, key_hint = key_kind(key)
+            key_text, secret, key_hint, personal, split = known.get(key) or key_kind(key)
             key_findings = found[(key_text, None)]
+            if split:
+                key_findings = _merge(key_findings, found[(key_text, _SPLIT)])
             if key_findings:
                 new_key = self._apply(key_text, key_findings, summary)
                 renamed = True
@@ -267,6 +335,9 @@ class Redactor:
             if secret is not None:
                 result[new_key] = self._operators.apply("SECRET", _as_text(item))
                 summary.append(("SECRET", f"key:{secret}"))
+            elif personal is not None and (text := self._personal_text(personal, item)) is not None:
+                result[new_key] = self._operators.apply(personal[0], text)
+                summary.append((personal[0], f"key:{personal[1]}"))
             elif item is None:
                 result[new_key] = None
             elif type(item) is str:  # most values: no recursion
@@ -300,16 +371,16 @@ class Redactor:
             else:
                 todo.append(item)
         if todo:
-            texts = [text if hint is None else f"{hint}: {text}" for text, hint in todo]
+            texts = [text if hint is None else _detection_text(text, hint) for text, hint in todo]
             planned: list[bool] = []
             results = self._engine.detect(texts, planned)
             scans = self._engine.scans_ascii
             for item, text, findings, worked in zip(todo, texts, results, planned, strict=True):
                 if not findings:
                     kept: _Findings = ()
-                elif item[1] is None:
+                elif item[1] is None or item[1] is _SPLIT:
                     kept = tuple(findings)
-                else:  # found in "hint: text": back to offsets in text, dropping anything in the hint
+                else:  # found in "hint - text": back to offsets in text, dropping anything in the hint
                     shift = len(text) - len(item[0])
                     kept = tuple(Finding(f.start - shift, f.end - shift, f.entity_type, f.score, f.rule)
                                  for f in findings if f.start >= shift)
@@ -327,6 +398,30 @@ class Redactor:
         cache[item] = findings
         if len(cache) > size:
             cache.popitem(last=False)
+
+
+def _detection_text(text: str, hint: str | None) -> str:
+    """What is detected for an item: the text; a dict key with its digit separators as spaces (same length); or a
+    value after its key's context word (``phone - 4155552671``: a context, never a ``key: value`` pair)."""
+    if hint is None:
+        return text
+    if hint is _SPLIT:
+        return _DIGIT_SEPARATOR.sub(" ", text)
+    return f"{hint} - {text}"
+
+
+def _merge(first: _Findings, second: _Findings) -> _Findings:
+    """Findings of two detections of one text, overlaps resolved like the engine does (secrets, then the longest)."""
+    if not second:
+        return first
+    if not first:
+        return second
+    chosen: list[Finding] = []
+    for f in sorted({*first, *second}, key=lambda f: (f.entity_type not in SECRET_ENTITIES, f.start - f.end,
+                                                      -f.score, f.start, f.entity_type, f.rule)):
+        if all(f.end <= c.start or f.start >= c.end for c in chosen):
+            chosen.append(f)
+    return tuple(sorted(chosen))
 
 
 def _line_text(line: bytes) -> str:

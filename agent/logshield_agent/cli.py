@@ -36,10 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     tune_allocator()
     setup_logging()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     run = getattr(args, "_run", None)
     if run is None:
         run = load("run").run
+    elif args.once and args.command != "run":
+        parser.error(f"--once applies to run, not to {args.command}")
     try:
         return run(args)
     except CommandError as exc:

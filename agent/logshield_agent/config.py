@@ -7,6 +7,7 @@ and exits 2). ``agent/CONFIG.md`` is checked against ``VARIABLES`` by a test, so
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from collections.abc import Mapping
@@ -16,11 +17,21 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["VARIABLES", "AgentConfig", "ConfigError", "load_config", "parse_bytes"]
+__all__ = ["OFF_VALUES", "S3_STORAGE_CLASSES", "VARIABLES", "AgentConfig", "ConfigError", "config_warnings",
+           "load_config", "parse_bytes"]
 
 PREFIX = "LOGSHIELD_"
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 ALERT_DIMENSIONS = ("volume", "logger", "event", "actor", "entity", "action", "actor_action")
+#: What turns the health server off (deploy/docker/healthcheck.py mirrors this; a test keeps them equal).
+OFF_VALUES = ("off", "", "none", "false", "0")
+#: S3's storage classes (botocore's StorageClass enum; a test keeps them equal to the pinned botocore's model).
+S3_STORAGE_CLASSES = (
+    "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE",
+    "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE", "FSX_OPENZFS", "FSX_ONTAP", "AWS_BACKUP_WARM",
+    "AWS_BACKUP_LOW_COST_WARM",
+)
 
 #: name (without prefix) -> (default as documented, meaning). The single source for CONFIG.md.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -29,31 +40,44 @@ VARIABLES: dict[str, tuple[str, str]] = {
              "`azure://container/prefix`."),
     "STATE_DIR": ("`./.logshield-state`", "Directory for checkpoints (`checkpoints.json`). Use a persistent "
                   "volume, e.g. `/var/lib/logshield`, in production."),
-    "BATCH_MAX_BYTES": ("`16MiB`", "Uncompressed size at which a batch is cut (bytes; suffixes KiB/MiB/GiB/K/M/G)."),
-    "BATCH_MAX_AGE": ("`60`", "Seconds after its first line at which a batch is shipped even if not full."),
+    "BATCH_MAX_BYTES": ("`16MiB`", "Uncompressed size at which a batch is cut (bytes; suffixes KiB/MiB/GiB/K/M/G; "
+                        "1KiB to 1GiB)."),
+    "BATCH_MAX_AGE": ("`60`", "Seconds after its first line at which a batch is shipped even if not full (at most "
+                      "86400)."),
     "COMPRESSION": ("`zstd`", "Object compression: `zstd`, `gzip` or `none` (deterministic in every case)."),
     "REDACT": ("`off`", "Redaction pass before upload: `off`, `patterns` or `full` (loads Presidio)."),
     "SERVICE": ("derived from the file name, else `app`", "`service=` partition of object keys."),
     "HOST": ("`socket.gethostname()`", "`host=` partition of object keys."),
-    "HTTP_ADDR": ("`127.0.0.1:9870`", "Address of /healthz, /readyz, /metrics; `off` disables the server."),
+    "HTTP_ADDR": ("`127.0.0.1:9870`", "Address of /healthz, /readyz, /metrics: `host:port`, IPv6 in brackets "
+                  "(`[::1]:9870`; `[::]:9870` also accepts IPv4); `off` disables the server."),
+    "LIVENESS_TIMEOUT": ("`STORE_MAX_ATTEMPTS` × (`STORE_CONNECT_TIMEOUT` + `STORE_READ_TIMEOUT`) + 60, at least "
+                         "60 and 10 × `POLL_INTERVAL`", "Seconds without a pipeline loop iteration after which "
+                         "/healthz answers 503, so a liveness probe restarts a stuck agent. The default outlasts "
+                         "the longest store request the loop itself makes (a digest upload with all its retries)."),
     "MAX_LINE_BYTES": ("`1MiB`", "Longest record (newline included); longer lines are shipped in pieces, each "
                        "non-final piece ending with `…[logshield: line continues]`."),
     "POLL_INTERVAL": ("`1.0`", "Seconds between scans for new data (file-change notifications wake it sooner)."),
-    "SHUTDOWN_GRACE": ("`10`", "Seconds allowed on SIGTERM/SIGINT to ship the open batches."),
+    "SHUTDOWN_GRACE": ("`10`", "Seconds allowed on SIGTERM/SIGINT to ship the open batches and write the last "
+                       "digest (at most 3600); the agent exits at the latest 1 s after it, whatever the store does "
+                       "(unshipped data stays in the files)."),
     "ROTATED_RETENTION": ("`keep`", "`delete`: remove rotated files once fully shipped and unchanged for "
                           "`ROTATED_GRACE`; `keep`: leave them, subject to `ROTATED_KEEP_*`."),
     "ROTATED_KEEP_DAYS": ("unset", "With `keep`: delete fully shipped rotated files older than this many days."),
     "ROTATED_KEEP_BYTES": ("unset", "With `keep`: delete the oldest fully shipped rotated files while their "
                            "total size exceeds this."),
     "ROTATED_GRACE": ("`300`", "Seconds a rotated, fully shipped file must be unchanged before it may be deleted."),
-    "RETENTION_DAYS": ("unset", "Per-object retention (S3 Object Lock / Azure immutability retain-until); "
-                       "for the local sink the sweep deletes objects once expired."),
+    "RETENTION_DAYS": ("unset", "Per-object retention: the retain-until date of S3 Object Lock (needs "
+                       "`S3_OBJECT_LOCK_MODE`) or of the Azure immutability policy (needs `AZURE_IMMUTABILITY`), "
+                       "and the expiry `retention apply` installs; for the local sink the sweep deletes objects "
+                       "once expired. Without the lock/immutability setting objects are not protected: `check` and "
+                       "start-up warn."),
     "S3_SSE": ("`none`", "S3 server-side encryption: `none`, `AES256` or `aws:kms`."),
     "S3_KMS_KEY_ID": ("unset", "KMS key for `aws:kms`."),
-    "S3_STORAGE_CLASS": ("unset", "S3 storage class, e.g. `STANDARD_IA`."),
+    "S3_STORAGE_CLASS": ("unset", "S3 storage class, one of S3's own names, e.g. `STANDARD_IA` (checked at start)."),
     "S3_OBJECT_LOCK_MODE": ("unset", "`GOVERNANCE` or `COMPLIANCE`: lock each object until its retain-until."),
-    "MULTIPART_THRESHOLD": ("`64MiB`", "Objects at least this big are uploaded in parts (S3 multipart, Azure blocks)."),
-    "MULTIPART_PART_SIZE": ("`16MiB`", "Size of each part (S3: at least 5MiB) or block (Azure)."),
+    "MULTIPART_THRESHOLD": ("`8MiB`", "Objects (compressed) at least this big are uploaded in parts (S3 multipart, "
+                            "Azure blocks); at most 5GiB."),
+    "MULTIPART_PART_SIZE": ("`8MiB`", "Size of each part (S3: 5MiB to 5GiB) or block (Azure)."),
     "STORE_MAX_ATTEMPTS": ("`5`", "Attempts the cloud SDK makes per request (its own backoff with jitter in between) "
                            "before the agent backs off and retries the batch later."),
     "STORE_CONNECT_TIMEOUT": ("`5`", "Seconds to connect to the store."),
@@ -62,7 +86,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "AZURE_ACCESS_TIER": ("unset", "Blob access tier: `Hot`, `Cool`, `Cold` or `Archive`."),
     "AZURE_IMMUTABILITY": ("`off`", "Per-blob immutability policy: `off`, `unlocked` or `locked`."),
     "DIGEST": ("`on`", "`on`: record every shipped object and write a signed, chained digest under "
-               "`<prefix>/_digest/` each interval, at shutdown and after `--once`; `off`: no digests."),
+               "`<prefix>/_digest/` at start-up, each interval, at shutdown and after `--once`; `off`: no digests."),
     "DIGEST_INTERVAL": ("`3600`", "Seconds per digest period, aligned to the clock (an empty period still gets one)."),
     "DIGEST_KEY": ("unset", "Ed25519 private key for digests: PEM, or base64 of the 32 raw bytes."),
     "DIGEST_KEY_FILE": ("unset", "File holding that key. With neither, a key is created once in the state dir "
@@ -72,8 +96,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "ALERTS": ("`on`", "Anomaly alerts on the shipped records (rates per logger/event, actor, redacted entity type, "
                "audit action); `off` turns them off."),
     "ALERT_DESTINATIONS": ("`stderr,store`", "Comma-separated: `stderr` (a JSON line), `store` (`<prefix>/_alerts/"
-                           "dt=YYYY-MM-DD/<id>.json` in the sink), `file:///path` (JSON lines appended), "
-                           "`http(s)://…` (POST with retries)."),
+                           "dt=YYYY-MM-DD/<id>.<revision>.json` in the sink), `file:///path` (JSON lines appended), "
+                           "`http(s)://…` (POST with retries). Each gets every event of an incident."),
     "ALERT_WINDOW": ("`60`", "Seconds of event time per counting window (aligned to the clock)."),
     "ALERT_FACTOR": ("`5`", "A window alerts when its count is more than this many times the key's baseline…"),
     "ALERT_FLOOR": ("`100`", "…and at least this count. Per dimension too: `100,entity=20,actor=300` (dimensions: "
@@ -87,7 +111,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
                        "their way (batches ship up to `BATCH_MAX_AGE` late); later ones are not rated (counted in "
                        "/metrics)."),
     "ALERT_COOLDOWN": ("`120`", "Quiet seconds that end an incident: anomalous windows closer than this are one "
-                       "alert, raised when the incident ends, with its final counts."),
+                       "incident — alerted when its first window closes, closed with its final counts."),
     "ALERT_MAX_KEYS": ("`5000`", "Keys remembered per dimension (least recently seen forgotten first; counted in "
                        "/metrics)."),
     "ALERT_WEBHOOK_TOKEN": ("unset", "Sent as `Authorization: Bearer <token>` to `http(s)://` destinations."),
@@ -120,32 +144,34 @@ def _blank_to_none(value: Any) -> Any:
 class AgentConfig(BaseSettings):
     """The agent's configuration. Frozen; build it with ``load_config``."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: "inf" and "nan" are never a sensible number of seconds, days or a factor.
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     paths: tuple[str, ...]
     sink: str | None = None
     state_dir: Path = Path(".logshield-state")
-    batch_max_bytes: int = Field(16 * MiB, ge=1024)
-    batch_max_age: float = Field(60.0, gt=0)
+    batch_max_bytes: int = Field(16 * MiB, ge=1024, le=GiB)
+    batch_max_age: float = Field(60.0, gt=0, le=86400)
     compression: Literal["zstd", "gzip", "none"] = "zstd"
     redact: Literal["off", "patterns", "full"] = "off"
     service: str | None = None
     host: str = Field(default_factory=socket.gethostname)
     http_addr: str | None = "127.0.0.1:9870"
+    liveness_timeout: float | None = Field(None, gt=0, le=86400)
     max_line_bytes: int = Field(1 * MiB, ge=64)
     poll_interval: float = Field(1.0, gt=0, le=3600)
-    shutdown_grace: float = Field(10.0, ge=0)
+    shutdown_grace: float = Field(10.0, ge=0, le=3600)
     rotated_retention: Literal["delete", "keep"] = "keep"
-    rotated_keep_days: float | None = Field(None, gt=0)
-    rotated_keep_bytes: int | None = Field(None, ge=0)
-    rotated_grace: float = Field(300.0, ge=0)
-    retention_days: int | None = Field(None, ge=1)
+    rotated_keep_days: float | None = Field(None, gt=0, le=36500)
+    rotated_keep_bytes: int | None = Field(None, ge=0, le=1024 * 1024 * GiB)
+    rotated_grace: float = Field(300.0, ge=0, le=30 * 86400)
+    retention_days: int | None = Field(None, ge=1, le=36500)
     s3_sse: Literal["none", "AES256", "aws:kms"] = "none"
     s3_kms_key_id: str | None = None
     s3_storage_class: str | None = None
     s3_object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
-    multipart_threshold: int = Field(64 * MiB, ge=1)
-    multipart_part_size: int = Field(16 * MiB, ge=5 * MiB, le=5 * 1024 * MiB)
+    multipart_threshold: int = Field(8 * MiB, ge=1, le=5 * GiB)
+    multipart_part_size: int = Field(8 * MiB, ge=5 * MiB, le=5 * GiB)
     store_max_attempts: int = Field(5, ge=1, le=20)
     store_connect_timeout: float = Field(5.0, gt=0, le=300)
     store_read_timeout: float = Field(60.0, gt=0, le=3600)
@@ -198,6 +224,7 @@ class AgentConfig(BaseSettings):
 
     @field_validator("sink", "service", "s3_kms_key_id", "s3_storage_class", "s3_object_lock_mode",
                      "azure_account_url", "azure_access_tier", "rotated_keep_days", "retention_days", "digest_key",
+                     "liveness_timeout",
                      "digest_key_file", "alert_lateness", "alert_webhook_token", "alert_webhook_token_file",
                      mode="before")
     @classmethod
@@ -207,13 +234,27 @@ class AgentConfig(BaseSettings):
     @field_validator("http_addr", mode="before")
     @classmethod
     def _http_addr(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in ("off", "", "none", "false", "0"):
+        if isinstance(value, str) and value.strip().lower() in OFF_VALUES:
             return None
         if isinstance(value, str):
             host, sep, port = value.strip().rpartition(":")
             if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-                raise ValueError(f"expected host:port or 'off', not {value!r}")
+                raise ValueError(f"expected host:port, [ipv6]:port or 'off', not {value!r}")
+            if host.startswith("[") or host.endswith("]"):
+                try:
+                    ipaddress.IPv6Address(host[1:-1] if host.startswith("[") and host.endswith("]") else "-")
+                except ValueError:
+                    raise ValueError(f"{host!r} is not a bracketed IPv6 address (e.g. [::1]:9870)") from None
+            elif ":" in host:
+                raise ValueError(f"write an IPv6 address in brackets: [{host}]:{port}")
             return value.strip()
+        return value
+
+    @field_validator("s3_storage_class")
+    @classmethod
+    def _storage_class(cls, value: str | None) -> str | None:
+        if value is not None and value not in S3_STORAGE_CLASSES:
+            raise ValueError(f"unknown S3 storage class {value!r} (use one of {', '.join(S3_STORAGE_CLASSES)})")
         return value
 
     @field_validator("sink")
@@ -338,6 +379,38 @@ class AgentConfig(BaseSettings):
             return None
         host, _, port = self.http_addr.rpartition(":")
         return host.strip("[]"), int(port)
+
+    @property
+    def liveness_after(self) -> float:
+        """Seconds without a pipeline loop iteration before /healthz fails (``LOGSHIELD_LIVENESS_TIMEOUT``)."""
+        if self.liveness_timeout is not None:
+            return self.liveness_timeout
+        request = self.store_max_attempts * (self.store_connect_timeout + self.store_read_timeout)
+        return max(60.0, 10 * self.poll_interval, request + 60.0)
+
+
+def config_warnings(config: AgentConfig) -> list[str]:
+    """Settings that are valid but probably not what was meant; ``check`` and start-up print each one."""
+    found: list[str] = []
+    scheme = config.sink_url.partition("://")[0]
+    days = config.retention_days
+    if scheme == "s3" and days and config.s3_object_lock_mode is None:
+        found.append(f"LOGSHIELD_RETENTION_DAYS={days} but LOGSHIELD_S3_OBJECT_LOCK_MODE is unset: objects get no "
+                     "per-object retention (anyone allowed to delete can delete them; only a bucket default "
+                     "retention, if any, applies). Set LOGSHIELD_S3_OBJECT_LOCK_MODE=GOVERNANCE or COMPLIANCE on a "
+                     "bucket with Object Lock; the days still drive the expiry of `retention apply`")
+    if scheme == "s3" and config.s3_object_lock_mode and not days:
+        found.append(f"LOGSHIELD_S3_OBJECT_LOCK_MODE={config.s3_object_lock_mode} but LOGSHIELD_RETENTION_DAYS is "
+                     "unset: no retain-until date is sent, so objects are locked only by a bucket default retention")
+    if scheme == "azure" and days and config.azure_immutability == "off":
+        found.append(f"LOGSHIELD_RETENTION_DAYS={days} but LOGSHIELD_AZURE_IMMUTABILITY=off: blobs get no "
+                     "immutability policy (anyone allowed to delete can delete them). Set "
+                     "LOGSHIELD_AZURE_IMMUTABILITY=unlocked or locked on a container with version-level "
+                     "immutability; the days still drive the expiry of `retention apply`")
+    if scheme == "azure" and config.azure_immutability != "off" and not days:
+        found.append(f"LOGSHIELD_AZURE_IMMUTABILITY={config.azure_immutability} but LOGSHIELD_RETENTION_DAYS is "
+                     "unset: no immutability policy is set on the blobs")
+    return found
 
 
 def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> AgentConfig:

@@ -95,6 +95,9 @@ class PipelineObserver:
 
     critical = False
 
+    def open(self, wall: float) -> None:
+        """The pipeline starts (on its own thread, signals handled): the first moment an observer may use the store."""
+
     def batch_shipped(self, batch: ShippedBatch) -> None:
         """A batch is in the store."""
 
@@ -182,6 +185,7 @@ class Pipeline:
         """Ship until ``stop`` is set, then ship the open batches within ``LOGSHIELD_SHUTDOWN_GRACE``."""
         self._clean_up_after_crash()
         try:
+            self._notify("open", self.wall())
             while not stop.is_set():
                 self.wake.clear()
                 busy = self.step(stop)
@@ -201,6 +205,7 @@ class Pipeline:
         """Ship everything readable now and wait for the store's acknowledgement; ``ShipError`` otherwise."""
         self._clean_up_after_crash()
         try:
+            self._notify("open", self.wall())
             stuck = 0
             while True:
                 self._retry_save()

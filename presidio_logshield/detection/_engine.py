@@ -13,9 +13,10 @@ from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegist
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 
-from ..config import DEFAULT_SPACY_MODELS, RedactionConfig
+from ..config import DEFAULT_SPACY_MODELS, ENTITY_TYPES, RedactionConfig
 from ._base import SECRET_ENTITIES, Gate
-from ._keys import SecretKeyMatcher
+from ._keys import PersonalKeyMatcher, SecretKeyMatcher
+from ._keytier import KEY_TIER, RULE_KEY, KeyTierRecognizer
 from ._nlp import NER_ENTITIES, LogSpacyRecognizer, OfflineSpacyNlpEngine, find_installed_model, ner_candidate
 from ._recognizers import build_pattern_recognizers
 from ._scan import build_scanner, build_word_scanner
@@ -27,7 +28,10 @@ logger = logging.getLogger("presidio_logshield.detection")
 PATTERN_ENTITIES = ("PRIVATE_KEY", "JWT", "URL_CREDENTIALS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                     "API_KEY", "AUTH_TOKEN", "SECRET", "CREDIT_CARD", "US_SSN", "IP_ADDRESS",
                     "EMAIL_ADDRESS", "IBAN_CODE", "PHONE_NUMBER")
-SUPPORTED_ENTITIES = frozenset(PATTERN_ENTITIES) | frozenset(NER_ENTITIES)
+#: Found by the key-name tier only (``dob=…``, ``{"date_of_birth": …}``).
+KEY_ONLY_ENTITIES = ("DATE_OF_BIRTH",)
+SUPPORTED_ENTITIES = frozenset(PATTERN_ENTITIES) | frozenset(NER_ENTITIES) | frozenset(KEY_ONLY_ENTITIES)
+assert SUPPORTED_ENTITIES == ENTITY_TYPES, "config.ENTITY_TYPES lists what the engine can find"
 #: Lines per scan in :meth:`DetectionEngine.scan_lines` (a scan copies its chunk once or twice).
 SCAN_CHUNK_LINES = 4096
 
@@ -62,18 +66,22 @@ class DetectionEngine:
         of secret key names."""
         self.config = config
         wanted = SUPPORTED_ENTITIES if config.entities is None else SUPPORTED_ENTITIES & config.entities
+        #: The content entity types selected; the key-name tier (``config.key_names``) reports whatever its keys hold.
         self.entities = frozenset(wanted)
         self.key_matcher = SecretKeyMatcher(config.secret_keys)
-        recognizers = [r for r in build_pattern_recognizers(self.key_matcher, config.phone_regions)
-                       if r.supported_entities[0] in self.entities]
+        self.personal_matcher = PersonalKeyMatcher(config.pii_keys)
+        key_tier = KeyTierRecognizer(self.key_matcher, self.personal_matcher) if config.key_names else None
+        recognizers = [r for r in build_pattern_recognizers(key_tier, config.phone_regions)
+                       if r is key_tier or r.supported_entities[0] in self.entities]
         self._gates: list[tuple[Gate, str]] = [(g, r.supported_entities[0]) for r in recognizers for g in r.gates]
         self._prefilter = Prefilter(g for g, _ in self._gates)
         #: The id :meth:`scan_lines` reports for a JSON key containing one of ``key_words``.
         self.key_id = len(self._gates)
         self._scanner = build_scanner([(index, alt, lowered) for index, (gate, _) in enumerate(self._gates)
                                        for alts, lowered in (gate.prefilter(),) for alt in alts])
-        self._key_words = build_word_scanner(sorted({*key_words, *self.key_matcher.words}))
-        self._rules: dict[str, str] = {r.name: r.rule_id for r in recognizers}
+        self._key_words = build_word_scanner(sorted({*key_words, *self.key_matcher.words,
+                                                     *self.personal_matcher.words}))
+        self._rules: dict[str, str] = {r.name: r.rule_id for r in recognizers if r is not key_tier}
         self._allow_values = config.allow_values
         self._allow_patterns = [re.compile(p) for p in config.allow_patterns]
 
@@ -246,7 +254,11 @@ class DetectionEngine:
     # ----------------------------------------------------------------------------------------- helpers
 
     def _rule(self, result: RecognizerResult) -> str:
-        name = (result.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, "")
+        metadata = result.recognition_metadata or {}
+        rule = metadata.get(RULE_KEY)
+        if rule is not None:
+            return rule
+        name = metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY, "")
         rule = self._rules.get(name, f"presidio:{name}")
         return f"ner:{result.entity_type}" if rule == "ner" else rule
 
@@ -256,7 +268,10 @@ class DetectionEngine:
     def _resolve(self, text: str, results: list[RecognizerResult]) -> list[Finding]:
         candidates = []
         for r in results:
-            if r.entity_type not in self.entities or r.end <= r.start or self._allowed(text[r.start:r.end]):
+            if r.end <= r.start or (r.entity_type not in self.entities and (
+                    (r.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY) != KEY_TIER)):
+                continue  # the key-name tier's findings count whatever entities selects
+            if self._allowed(text[r.start:r.end]):
                 continue
             candidates.append(Finding(r.start, r.end, r.entity_type, round(float(r.score), 4), self._rule(r)))
         # Secrets beat PII, then the longest span, then the highest score; ties broken by position and name.

@@ -141,11 +141,12 @@ _PERSON_CUE = re.compile(r"(?:name|user|customer|client|by|dear|mr|mrs|ms|miss|d
 
 
 def _embedded(text: str, start: int, end: int) -> bool:
-    """Inside a path, a dotted name or an identifier: ``/Frameworks/Safari/``, ``com.apple.Safari.x``."""
+    """Inside a path, a dotted name or an identifier: ``/Frameworks/Safari/``, ``com.apple.Safari.x``. A value after
+    ``=`` is not embedded (``user=Alice Johnson``): a single word there still needs a cue to count as a person."""
     left = text[start - 1] if start else " "
     right = text[end] if end < len(text) else " "
     after = text[end + 1] if end + 1 < len(text) else " "
-    return (left.isalnum() or left in "/\\._-@=$" or right.isalnum() or right in "/\\_-@("
+    return (left.isalnum() or left in "/\\._-@$" or right.isalnum() or right in "/\\_-@("
             or (right in ".:" and after.isalnum()))
 
 

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 
 from presidio_analyzer import LocalRecognizer
 
-from ._base import Gate, RegexRecognizer, Rule, Validator, before
-from ._keys import SecretKeyMatcher
+from ._base import Gate, RegexRecognizer, Rule, before
 from ._presidio import GatedEmailRecognizer, GatedIbanRecognizer, LogPhoneRecognizer
 
 __all__ = ["build_pattern_recognizers"]
@@ -78,7 +77,32 @@ def _ssn(text: str, match: re.Match[str]) -> float | None:
     return 0.8 if _SSN_CONTEXT.search(before(text, match)) else None
 
 
-_VERSION_CONTEXT = re.compile(r"(?:version|ver|release|build|firmware|v|rev|revision|protocol|oid)[\s:=_/-]*$")
+#: A dotted quad right after one of these words is a version, not an address: ``version 10.2.3.4``, ``openssl
+#: 3.0.11.1``, ``kernel 5.10.0.1``.
+_VERSION_CONTEXT = re.compile(
+    r"(?:^|[^a-z])(?:version|ver|release|build|firmware|v|rev|revision|protocol|oid|openssl|openssh|libssl|kernel|"
+    r"linux|python|java|jdk|jre|nodejs|npm|golang|ruby|perl|php|nginx|apache|httpd|tomcat|jetty|chrome|chromium|"
+    r"firefox|safari|msie|windows|macos|osx|ios|android|ubuntu|debian|centos|rhel|fedora|alpine|docker|kubernetes|"
+    r"kubelet|kubectl|helm|terraform|postgres|postgresql|mysql|mariadb|redis|mongodb|elasticsearch|kafka|zookeeper|"
+    r"hadoop|glibc|gcc|clang|llvm|bash|git|curl|wget|dotnet|sdk|bios|driver|package|pkg|patch)[\s:=_/-]*$")
+#: ``Chrome/120.0.0.0``, ``openssl-3.0.11.1``: a product token (a word starting a token) and its version.
+_PRODUCT_VERSION = re.compile(r"(?:^|[\s(\[;,\"'])(?P<word>[A-Za-z][\w.+]*)[/-]$")
+_ADDRESS_WORDS = frozenset({"ip", "ipv4", "host", "addr", "address", "node", "server", "client", "peer", "src", "dst"})
+#: ``/8`` after an address: a CIDR prefix length.
+_PREFIX = re.compile(r"/(\d{1,3})(?![\d.])")
+
+
+def _network(text: str, end: int, address: str) -> bool:
+    """True when the address is a network in CIDR notation (``10.0.0.0/8``, ``2001:db8::/32``: host bits all zero), not
+    a host's address; ``192.168.1.7/24`` (an interface address with its prefix) and ``/32`` are hosts."""
+    prefix = _PREFIX.match(text, end)
+    if prefix is None:
+        return False
+    try:
+        network = ipaddress.ip_network(f"{address}/{prefix.group(1)}", strict=True)
+    except ValueError:
+        return False  # host bits set, or not a prefix length
+    return network.num_addresses > 1
 
 
 def _valid_ipv4(value: str) -> bool:
@@ -96,9 +120,16 @@ def _valid_ipv4(value: str) -> bool:
 
 
 def _ipv4(text: str, match: re.Match[str]) -> float | None:
-    if not _valid_ipv4(match.group("ip")):
+    value = match.group("ip")
+    if not _valid_ipv4(value):
         return None
-    if _VERSION_CONTEXT.search(before(text, match, 20)):
+    context = text[max(0, match.start() - 40):match.start()]
+    if _VERSION_CONTEXT.search(context[-20:].lower()):
+        return None
+    product = _PRODUCT_VERSION.search(context)
+    if product is not None and product.group("word").lower() not in _ADDRESS_WORDS:
+        return None
+    if text[match.end():match.end() + 1] == "/" and _network(text, match.end(), value):
         return None
     return 0.9
 
@@ -116,7 +147,18 @@ def _ipv6(text: str, match: re.Match[str]) -> float | None:
         return None
     if value == "::":
         return None
+    if text[match.end():match.end() + 1] == "/" and _network(text, match.end(), value.split("%", 1)[0]):
+        return None
     return 0.9
+
+
+def _url_credentials(text: str, match: re.Match[str]) -> float | None:
+    """``user:password@`` in a URL; an unencoded ``/`` may be in the password (``redis://:p/ss@cache``), but
+    ``host:8080/users/bob@example.com`` is a port and a path."""
+    password = match.group("ui").partition(":")[2]
+    if "/" in password and password.split("/", 1)[0].isdigit():
+        return None
+    return 0.95
 
 
 def _b64json(segment: str) -> bool:
@@ -159,79 +201,9 @@ def _aws_secret(text: str, match: re.Match[str]) -> float | None:
     return 0.85 if _AWS_CONTEXT.search(before(text, match, 80)) else None
 
 
-def _token_like(value: str) -> bool:
-    """A value after a short key (``token``, ``auth``, ``session``) that looks generated: letters and digits
-    mixed over 8+ characters, or 20+ characters, or an auth scheme followed by a credential."""
-    if re.match(r"(?i)(?:bearer|basic|digest|negotiate|token)\s+\S", value):
-        return True
-    if re.fullmatch(r"0x[0-9a-fA-F]+|[\d_.:-]+", value):
-        return False  # a number: "sessionid: 0x24edfaa8717002d"
-    has_letter = any(c.isalpha() for c in value)
-    has_digit = any(c.isdigit() for c in value)
-    return (len(value) >= 8 and has_letter and has_digit) or (len(value) >= 20 and has_letter)
-
-
-_KV_KEY = (r"(?<![\w.\\/-])(?P<kq>[\"']?)(?P<key>[A-Za-z_][\w.-]{0,60})(?P=kq)\s*(?::|=>|=)(?!//)\s*")
-_KV_VALUE = (r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)*)\"|'(?P<sq>[^'\n]*)'"
-             r"|(?P<bare>(?:(?i:bearer|basic|digest|negotiate|token)\s+)?[^\s,;&\"'}\])<>]+))")
-
-
-#: ``--password hunter2`` / ``--password=hunter2`` (a command-line flag and its argument) or ``password is hunter2``
-#: (prose); a quoted value is taken whole, a bare one without trailing punctuation.
-_SPACED = re.compile(
-    r"(?:(?<![\w-])--(?P<flag>[A-Za-z][\w.-]{0,60})(?:[ \t]+|=)(?!-)"
-    r"|(?<![\w.\\/-])(?P<key>[A-Za-z_][\w.-]{0,60})[ \t]+(?i:is|was)[ \t]+)"
-    r"(?:(?P<q>[\"'`])(?P<quoted>[^\"'`\n]+)(?P=q)|(?P<word>[^\s\"'<>`]*[^\s\"'<>`.,;:!?)\]}]))")
-_SPACED_GATE = r"--[A-Za-z]|[ \t](?i:is|was)[ \t]"
-_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "session", "credential", "jwt")
-
-
-def _extra_key_gates(key_matcher: SecretKeyMatcher, regex: str) -> list[Gate]:
-    """``dob=…`` in free text when ``dob`` is a configured secret key: its letters in order, separators allowed
-    between them (the matcher compares keys without separators: ``D_O_B`` is ``dob``)."""
-    if not key_matcher.extras:
-        return []
-    words = tuple("[^a-z0-9]*".join(re.escape(ch) for ch in extra) for extra in key_matcher.extras)
-    return [Gate(regex=regex, prefilter_lower=words)]
-
-
-def build_pattern_recognizers(key_matcher: SecretKeyMatcher, phone_regions: Sequence[str]) -> list[LocalRecognizer]:
-    """Every tier-2 recognizer, in a fixed order (the order is part of the deterministic output)."""
-
-    def kv_secret(text: str, match: re.Match[str]) -> float | None:
-        key = key_matcher.match(match.group("key"))
-        if not key:
-            return None
-        value = match.group("dq") if match.group("dq") is not None else (
-            match.group("sq") if match.group("sq") is not None else match.group("bare"))
-        if not value or value in ("null", "None", "***", "[REDACTED]") or value.startswith("<"):
-            return None
-        if not key_matcher.is_strong(key) and not _token_like(value):
-            return None  # "auth:SIMPLE", "Session: 30546174_3349806149": a method or a numeric id
-        return 0.9
-
-    kv_pattern = re.compile(_KV_KEY + _KV_VALUE)
-
-    def spaced_secret(text: str, match: re.Match[str]) -> float | None:
-        key = key_matcher.match(match.group("flag") or match.group("key"))
-        if not key:
-            return None
-        value = match.group("quoted") if match.group("quoted") is not None else match.group("word")
-        if value in ("null", "None", "***", "[REDACTED]"):
-            return None
-        if value.isalpha() and (value.islower() or value.isupper() or value.istitle()):
-            return None  # a word: "password is incorrect", "--password Required", "token was EXPIRED"
-        if not key_matcher.is_strong(key) and not _token_like(value):
-            return None  # "--session 3", "token is 0x1f": a number
-        return 0.85
-
-    def span_rules(name: str, pattern: re.Pattern[str], validate: Validator, groups: Sequence[str]) -> list[Rule]:
-        # The replaced span is whichever value group matched: one rule per group, sharing the regex and validator.
-        def only(group: str) -> Validator:
-            def check(text: str, match: re.Match[str]) -> float | None:
-                return validate(text, match) if match.group(group) is not None else None
-            return check
-        return [Rule(name, pattern, group=g, validate=only(g)) for g in groups]
+def build_pattern_recognizers(key_tier: LocalRecognizer | None, phone_regions: Sequence[str]) -> list[LocalRecognizer]:
+    """Every tier-2 recognizer and the key-name tier's (if any), in a fixed order (the order is part of the
+    deterministic output)."""
 
     recognizers: list[LocalRecognizer] = [
         RegexRecognizer("PRIVATE_KEY", [Rule("pem", re.compile(
@@ -242,9 +214,9 @@ def build_pattern_recognizers(key_matcher: SecretKeyMatcher, phone_regions: Sequ
             r"\b(?P<h>eyJ[A-Za-z0-9_-]{5,})\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), validate=_jwt)],
             gates=[Gate(["eyJ"])]),
         RegexRecognizer("URL_CREDENTIALS", [Rule("url", re.compile(
-            r"\b[A-Za-z][A-Za-z0-9+.-]{0,20}://(?P<ui>[^\s/?#@\"'<>]*:[^\s/?#\"'<>]*)@[^\s/?#@\"'<>]"),
-            0.95, group="ui")],
-            gates=[Gate(["://"], r"://[^\s/?#@]*:[^\s/?#]*@")]),
+            r"\b[A-Za-z][A-Za-z0-9+.-]{0,20}://(?P<ui>[^\s/?#@\"'<>]*:(?:[^\s/?#\"'<>]*|[^\s?#\"'<>@]*))"
+            r"@[^\s/?#@\"'<>]"), group="ui", validate=_url_credentials)],
+            gates=[Gate(["://"], r"://[^\s/?#@]*:[^\s?#]*@")]),
         RegexRecognizer("AWS_ACCESS_KEY_ID", [Rule("akid", re.compile(
             r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"), 0.95)],
             gates=[Gate(["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA",
@@ -270,11 +242,7 @@ def build_pattern_recognizers(key_matcher: SecretKeyMatcher, phone_regions: Sequ
             Rule("basic", re.compile(r"(?i:\bbasic)\s+(?P<v>[A-Za-z0-9+/]{6,}={0,2})"), group="v",
                  validate=_basic),
         ], gates=[Gate(["bearer", "basic"], lower=True)]),
-        RegexRecognizer("SECRET", [*span_rules("kv", kv_pattern, kv_secret, ("dq", "sq", "bare")),
-                                   *span_rules("kv-spaced", _SPACED, spaced_secret, ("quoted", "word"))],
-                        gates=[Gate(_SECRET_WORDS, r"[:=]", lower=True), *_extra_key_gates(key_matcher, r"[:=]"),
-                               Gate(_SECRET_WORDS, _SPACED_GATE, lower=True),
-                               *_extra_key_gates(key_matcher, _SPACED_GATE)]),
+        *([key_tier] if key_tier is not None else []),
         RegexRecognizer("CREDIT_CARD", [Rule("card", re.compile(
             r"(?<![\w.-])(?:\d[ -]?){11,18}\d(?![\w-]|\.\d)"), validate=_card)],
             gates=[Gate(regex=r"\d{4}[ -]?\d{4}[ -]?\d{4}")], rule_id="pattern:CREDIT_CARD"),

@@ -6,7 +6,15 @@ import re
 from pathlib import Path
 
 import pytest
-from logshield_agent.config import VARIABLES, AgentConfig, ConfigError, load_config, parse_bytes
+from logshield_agent.config import (
+    S3_STORAGE_CLASSES,
+    VARIABLES,
+    AgentConfig,
+    ConfigError,
+    config_warnings,
+    load_config,
+    parse_bytes,
+)
 
 CONFIG_MD = Path(__file__).resolve().parents[2] / "agent" / "CONFIG.md"
 
@@ -93,6 +101,26 @@ class TestLoadConfig:
             ({"LOGSHIELD_AZURE_IMMUTABILITY": "sure"}, "LOGSHIELD_AZURE_IMMUTABILITY"),
             ({"LOGSHIELD_RETENTION_DAYS": "0"}, "LOGSHIELD_RETENTION_DAYS"),
             ({"LOGSHIELD_MAX_LINE_BYTES": "1GiB"}, "LOGSHIELD_MAX_LINE_BYTES"),
+            ({"LOGSHIELD_BATCH_MAX_AGE": "inf"}, "LOGSHIELD_BATCH_MAX_AGE"),
+            ({"LOGSHIELD_BATCH_MAX_AGE": "nan"}, "LOGSHIELD_BATCH_MAX_AGE"),
+            ({"LOGSHIELD_BATCH_MAX_AGE": "1e9"}, "LOGSHIELD_BATCH_MAX_AGE"),
+            ({"LOGSHIELD_SHUTDOWN_GRACE": "inf"}, "LOGSHIELD_SHUTDOWN_GRACE"),
+            ({"LOGSHIELD_SHUTDOWN_GRACE": "86400"}, "LOGSHIELD_SHUTDOWN_GRACE"),
+            ({"LOGSHIELD_ROTATED_GRACE": "inf"}, "LOGSHIELD_ROTATED_GRACE"),
+            ({"LOGSHIELD_ROTATED_KEEP_DAYS": "inf"}, "LOGSHIELD_ROTATED_KEEP_DAYS"),
+            ({"LOGSHIELD_ALERT_FACTOR": "inf"}, "LOGSHIELD_ALERT_FACTOR"),
+            ({"LOGSHIELD_LIVENESS_TIMEOUT": "inf"}, "LOGSHIELD_LIVENESS_TIMEOUT"),
+            ({"LOGSHIELD_BATCH_MAX_BYTES": "99999999999999999999GiB"}, "LOGSHIELD_BATCH_MAX_BYTES"),
+            ({"LOGSHIELD_BATCH_MAX_BYTES": "2GiB"}, "LOGSHIELD_BATCH_MAX_BYTES"),
+            ({"LOGSHIELD_ROTATED_KEEP_BYTES": "99999999999999999999GiB"}, "LOGSHIELD_ROTATED_KEEP_BYTES"),
+            ({"LOGSHIELD_MULTIPART_THRESHOLD": "6GiB"}, "LOGSHIELD_MULTIPART_THRESHOLD"),
+            ({"LOGSHIELD_MULTIPART_PART_SIZE": "4MiB"}, "LOGSHIELD_MULTIPART_PART_SIZE"),
+            ({"LOGSHIELD_RETENTION_DAYS": "99999999"}, "LOGSHIELD_RETENTION_DAYS"),
+            ({"LOGSHIELD_S3_STORAGE_CLASS": "BOGUS_CLASS"}, "LOGSHIELD_S3_STORAGE_CLASS"),
+            ({"LOGSHIELD_S3_STORAGE_CLASS": "standard_ia"}, "LOGSHIELD_S3_STORAGE_CLASS"),
+            ({"LOGSHIELD_HTTP_ADDR": "::1:9870"}, "LOGSHIELD_HTTP_ADDR"),
+            ({"LOGSHIELD_HTTP_ADDR": "[not-ipv6]:9870"}, "LOGSHIELD_HTTP_ADDR"),
+            ({"LOGSHIELD_HTTP_ADDR": "[::1]:99999"}, "LOGSHIELD_HTTP_ADDR"),
         ],
     )
     def test_invalid_value_names_variable(self, env, variable):
@@ -103,10 +131,86 @@ class TestLoadConfig:
         with pytest.raises(ConfigError, match=variable):
             load_config(environ)
 
+    @pytest.mark.parametrize(("addr", "bind"), [
+        ("[::1]:9870", ("::1", 9870)), ("[::]:9871", ("::", 9871)), ("0.0.0.0:1", ("0.0.0.0", 1)),
+        ("localhost:80", ("localhost", 80)), ("OFF", None),
+    ])
+    def test_http_addr_forms(self, addr, bind):
+        """HTTP_ADDR takes host:port, a bracketed IPv6 literal with a port, or off."""
+        assert load_config({"LOGSHIELD_PATHS": "a", "LOGSHIELD_HTTP_ADDR": addr}).http_bind == bind
+
+    def test_storage_class_accepted(self):
+        """A real S3 storage class passes validation unchanged."""
+        config = load_config({"LOGSHIELD_PATHS": "a", "LOGSHIELD_S3_STORAGE_CLASS": "STANDARD_IA"})
+        assert config.s3_storage_class == "STANDARD_IA"
+
+    def test_storage_classes_are_botocores(self):
+        """The accepted storage classes are exactly those of the S3 API model in the pinned botocore."""
+        import botocore.session
+
+        model = botocore.session.get_session().get_service_model("s3")
+        assert set(S3_STORAGE_CLASSES) == set(model.shape_for("StorageClass").enum)
+
+    def test_default_multipart_applies_to_full_batches(self):
+        """With the defaults a full batch is uploaded in several parts, each at least S3's 5 MiB minimum."""
+        config = load_config({"LOGSHIELD_PATHS": "a"})
+        assert config.multipart_threshold <= config.batch_max_bytes
+        assert 5 * 1024 * 1024 <= config.multipart_part_size < config.batch_max_bytes
+
+    def test_sinks_default_to_the_documented_multipart_sizes(self):
+        """S3Sink and AzureBlobSink built without sizes use the same defaults as the configuration."""
+        import inspect
+
+        from logshield_agent.sinks.azure_blob import AzureBlobSink
+        from logshield_agent.sinks.s3 import S3Sink
+
+        config = load_config({"LOGSHIELD_PATHS": "a"})
+        s3 = inspect.signature(S3Sink).parameters
+        azure = inspect.signature(AzureBlobSink).parameters
+        assert s3["multipart_threshold"].default == azure["max_single_put_size"].default == config.multipart_threshold
+        assert s3["part_size"].default == azure["max_block_size"].default == config.multipart_part_size
+
+    def test_liveness_timeout_derived_or_set(self):
+        """/healthz's stall limit outlasts one store request with all its attempts, unless set explicitly."""
+        config = load_config({"LOGSHIELD_PATHS": "a"})
+        assert config.liveness_after == 5 * (5 + 60) + 60
+        quick = load_config({"LOGSHIELD_PATHS": "a", "LOGSHIELD_STORE_MAX_ATTEMPTS": "1",
+                             "LOGSHIELD_STORE_READ_TIMEOUT": "1", "LOGSHIELD_STORE_CONNECT_TIMEOUT": "1"})
+        assert quick.liveness_after == 62
+        slow_poll = load_config({"LOGSHIELD_PATHS": "a", "LOGSHIELD_POLL_INTERVAL": "60",
+                                 "LOGSHIELD_STORE_MAX_ATTEMPTS": "1", "LOGSHIELD_STORE_READ_TIMEOUT": "1"})
+        assert slow_poll.liveness_after == 600
+        assert load_config({"LOGSHIELD_PATHS": "a", "LOGSHIELD_LIVENESS_TIMEOUT": "15"}).liveness_after == 15
+
     def test_ignores_process_environment(self, monkeypatch):
         """An explicit environ mapping is the only source (no hidden os.environ reads)."""
         monkeypatch.setenv("LOGSHIELD_COMPRESSION", "gzip")
         assert load_config({"LOGSHIELD_PATHS": "a"}).compression == "zstd"
+
+
+class TestConfigWarnings:
+    @pytest.mark.parametrize(("env", "expected"), [
+        ({"LOGSHIELD_SINK": "s3://b/p", "LOGSHIELD_RETENTION_DAYS": "30"}, "LOGSHIELD_S3_OBJECT_LOCK_MODE is unset"),
+        ({"LOGSHIELD_SINK": "s3://b/p", "LOGSHIELD_S3_OBJECT_LOCK_MODE": "GOVERNANCE"},
+         "LOGSHIELD_RETENTION_DAYS is unset"),
+        ({"LOGSHIELD_SINK": "azure://c/p", "LOGSHIELD_RETENTION_DAYS": "30"}, "LOGSHIELD_AZURE_IMMUTABILITY=off"),
+        ({"LOGSHIELD_SINK": "azure://c/p", "LOGSHIELD_AZURE_IMMUTABILITY": "locked"},
+         "LOGSHIELD_RETENTION_DAYS is unset"),
+    ])
+    def test_retention_without_protection_is_warned(self, env, expected):
+        """Retention days without the lock/immutability that applies them (or the reverse) give one warning."""
+        (warning,) = config_warnings(load_config({"LOGSHIELD_PATHS": "a", **env}))
+        assert expected in warning
+
+    @pytest.mark.parametrize("env", [
+        {"LOGSHIELD_SINK": "s3://b/p", "LOGSHIELD_RETENTION_DAYS": "30", "LOGSHIELD_S3_OBJECT_LOCK_MODE": "COMPLIANCE"},
+        {"LOGSHIELD_SINK": "azure://c/p", "LOGSHIELD_RETENTION_DAYS": "30", "LOGSHIELD_AZURE_IMMUTABILITY": "unlocked"},
+        {"LOGSHIELD_RETENTION_DAYS": "30"},
+        {"LOGSHIELD_SINK": "s3://b/p"},
+    ])
+    def test_coherent_retention_is_quiet(self, env):
+        """Retention with its protection, the local sweep, or no retention at all: no warning."""
+        assert config_warnings(load_config({"LOGSHIELD_PATHS": "a", **env})) == []
 
 
 class TestConfigDoc:

@@ -67,3 +67,24 @@ class TestRecordRedactor:
         plain = Redactor(RedactionConfig(detection="patterns"))
         plain._engine._scanner = None
         assert RecordRedactor(plain)(records) == with_scan
+
+    def test_key_names_on_raw_lines(self, redactor: Redactor) -> None:
+        """Personal and secret key names are redacted on raw lines too (JSON keys, key=value text, cookies); a line with
+        only look-alike keys (hostname, pod_name) keeps its bytes."""
+        records = [b'{"first_name": "Alice", "msg": "ok"}\n', b"login pw=hunter2 city=Berlin\n",
+                   b'{"msg": "Cookie: _ga=GA1.2.3; sid=s%3Aabcdef1234"}\n', b'{"hostname": "web-1", "pod_name": "api-7"}\n',
+                   b'{"msg": "body={\\"name\\":\\"Alice Johnson\\"}"}\n']
+        out = RecordRedactor(redactor)(records)
+        assert out[0] == b'{"first_name":"<PERSON>","msg":"ok"}\n'
+        assert out[1] == b"login pw=<SECRET> city=<LOCATION>\n"
+        assert b"abcdef1234" not in out[2] and b"GA1.2.3" not in out[2]
+        assert out[3] == records[3]
+        assert b"Alice" not in out[4]
+
+    def test_library_records_keep_their_summary(self, redactor: Redactor) -> None:
+        """A record the library wrote (placeholders, a redaction summary keyed by entity type, key:<name> rules) goes
+        through the agent's pass byte for byte: counts are not taken for personal fields."""
+        line = (b'{"message":"mail <EMAIL_ADDRESS> from <PHONE_NUMBER>","first_name":"<PERSON>","redaction":'
+                b'{"entities":{"EMAIL_ADDRESS":1,"PERSON":1,"PHONE_NUMBER":2},'
+                b'"rules":["key:firstname","key:password","presidio:EmailRecognizer"]}}\n')
+        assert RecordRedactor(redactor)([line]) == [line]

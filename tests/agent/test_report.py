@@ -95,9 +95,17 @@ class TestReportCommand:
         """`logshield-agent report URL --since --until --out` writes the HTML and says what it counted."""
         out = tmp_path / "r.html"
         code = main(["report", f"file://{tmp_path / 'archive'}", "--since", "2026-11-20T08:00Z",
-                     "--until", "2026-11-20T12:00Z", "--out", str(out)])
+                     "--until", "2026-11-20T12:00Z", "--out", str(out), "--no-verify"])
         assert code == 0 and "44 records" in capsys.readouterr().out
         assert out.read_text().startswith("<!DOCTYPE html>")
+
+    def test_archive_without_digests_does_not_verify(self, archive, tmp_path, capsys):
+        """This archive has no digests: the page is written, verification fails and the command exits 1."""
+        out = tmp_path / "r.html"
+        code = main(["report", f"file://{tmp_path / 'archive'}", "--since", "2026-11-20T08:00Z",
+                     "--until", "2026-11-20T12:00Z", "--out", str(out)])
+        assert code == 1 and "verification: problems" in capsys.readouterr().out
+        assert "no-digests" in out.read_text()
 
     def test_bad_period_is_a_usage_error(self, archive, tmp_path, capsys):
         """--since after --until exits 2 and names both options."""
@@ -108,3 +116,52 @@ class TestReportCommand:
         """An unsupported archive URL is a usage error that names the URL argument."""
         assert main(["report", "ftp://x/y"]) == 2
         assert "URL" in capsys.readouterr().err
+
+
+class TestReportVerification:
+    @pytest.fixture
+    def digested(self, tmp_path):
+        """A real archive with digests (the agent's pipeline over library records), and its public key."""
+        from .test_digests import T0, Clock, app_logs, ship, writer
+
+        (tmp_path / "logs").mkdir()
+        app_logs(tmp_path / "logs", 120)
+        ship(tmp_path, writer(tmp_path, Clock(T0 + 10)))
+        return tmp_path / "store", tmp_path / "state" / "digest-public-key.pem", T0
+
+    def _report(self, store, pem, t0, out, *extra):
+        since = datetime.fromtimestamp(t0 - 3600, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        until = datetime.fromtimestamp(t0 + 3600, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        return main(["report", f"file://{store}", "--since", since, "--until", until, "--out", str(out),
+                     "--public-key", str(pem), *extra])
+
+    def test_failed_verification_exits_1_and_still_writes_the_page(self, digested, tmp_path, capsys):
+        """An object deleted: the page says so, and the command exits 1 like verify."""
+        store, pem, t0 = digested
+        assert self._report(store, pem, t0, tmp_path / "ok.html") == 0
+        victim = sorted(store.glob("service=*/**/*.ndjson.zst"))[1]
+        victim.unlink()
+        out = tmp_path / "r.html"
+        assert self._report(store, pem, t0, out) == 1
+        page = out.read_text()
+        assert "Integrity problems found" in page and "object-missing" in page
+        assert "verification: problems" in capsys.readouterr().out
+
+    def test_footer_reproduces_the_verification(self, digested, tmp_path):
+        """The footer's command names the pinned key, the window and the expected hosts used."""
+        store, pem, t0 = digested
+        out = tmp_path / "r.html"
+        assert self._report(store, pem, t0, out, "--expect-host", "testhost") == 0
+        footer = out.read_text().split("<footer>", 1)[1]
+        assert f"--public-key {pem}" in footer and "--expect-host testhost" in footer
+        since, until = (datetime.fromtimestamp(t0 + d, timezone.utc).strftime("%Y-%m-%dT%H:%M:00Z")
+                        for d in (-3600, 3600))
+        assert f"--since {since}" in footer and f"--until {until}" in footer
+
+    def test_signers_and_warnings_are_shown(self, digested, tmp_path):
+        """The verification section lists who signed the digests and the verifier's warnings."""
+        store, pem, t0 = digested
+        out = tmp_path / "r.html"
+        assert self._report(store, pem, t0, out) == 0
+        page = out.read_text()
+        assert "Signed by" in page and "pinned" in page and "host-stopped" in page

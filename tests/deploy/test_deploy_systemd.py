@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.deploy.environment import agent_reads
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "deploy" / "systemd"
@@ -85,7 +88,7 @@ class TestUnitSettings:
             ("ProtectKernelModules", "yes"), ("ProtectKernelLogs", "yes"), ("ProtectControlGroups", "yes"),
             ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"), ("RestrictNamespaces", "yes"),
             ("LockPersonality", "yes"), ("MemoryDenyWriteExecute", "yes"), ("CapabilityBoundingSet", ""),
-            ("StateDirectory", "logshield"), ("ReadOnlyPaths", "/var/log/app"), ("DynamicUser", "yes"),
+            ("StateDirectory", "logshield"), ("ReadOnlyPaths", "-/var/log/app"), ("DynamicUser", "yes"),
         ],
     )  # fmt: skip
     def test_hardening(self, unit: dict[str, dict[str, list[str]]], key: str, value: str) -> None:
@@ -97,15 +100,39 @@ class TestUnitSettings:
         assert unit["Service"]["SystemCallFilter"][0] == "@system-service"
 
     def test_keys_come_from_credentials(self, unit: dict[str, dict[str, list[str]]]) -> None:
-        """Each key is a LoadCredential whose file a LOGSHIELD_*_KEY_FILE variable names via %d."""
+        """The one key the agent uses, the digest signing key, is a LoadCredential that LOGSHIELD_DIGEST_KEY_FILE
+        names via %d; no credential is loaded that the service does not use (a missing file fails the unit)."""
         credentials = dict(v.split(":", 1) for v in unit["Service"]["LoadCredential"])
         env = dict(v.split("=", 1) for v in unit["Service"]["Environment"])
-        for name, variable in [("digest-key", "LOGSHIELD_DIGEST_KEY_FILE"),
-                               ("pseudonym-key", "LOGSHIELD_PSEUDONYM_KEY_FILE"),
-                               ("chain-key", "LOGSHIELD_CHAIN_KEY_FILE")]:  # fmt: skip
-            assert credentials[name].startswith("/etc/logshield/credentials/")
-            assert env[variable] == f"%d/{name}"
+        assert credentials == {"digest-key": "/etc/logshield/credentials/digest-key"}
+        assert env["LOGSHIELD_DIGEST_KEY_FILE"] == "%d/digest-key"
+        used = {value.split("%d/", 1)[1] for value in env.values() if "%d/" in value}
+        assert used == set(credentials)
         assert env["LOGSHIELD_STATE_DIR"] == f"/var/lib/{unit['Service']['StateDirectory'][0]}"
+
+    def test_every_variable_is_one_the_agent_reads(self, unit: dict[str, dict[str, list[str]]]) -> None:
+        """Each variable the unit sets and each one in the env example (commented examples too) is read by the
+        agent process: its own LOGSHIELD_*, Python's, or the cloud SDKs' (AWS_*, AZURE_*)."""
+        env = parse_env(ENV_EXAMPLE.read_text())
+        names = set(env) | {v.split("=", 1)[0] for v in unit["Service"]["Environment"]}
+        names |= {m.group(1) for m in re.finditer(r"^#\s*([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.M)}
+        redact = env.get("LOGSHIELD_REDACT", "off")
+        assert {"LOGSHIELD_PATHS", "HOME", "AWS_REGION", "AZURE_CLIENT_ID"} <= names
+        assert [n for n in sorted(names) if not agent_reads(n, redact=redact)] == []
+
+    def test_grace_comment_states_the_agents_default(self) -> None:
+        """The unit's comment about the shutdown grace gives the agent's real default."""
+        from logshield_agent.config import load_config
+
+        default = load_config({"LOGSHIELD_PATHS": "x"}).shutdown_grace
+        assert f"the agent's default is {default:g} s" in UNIT.read_text()
+
+    def test_documentation_is_installed_by_the_readme(self, unit: dict[str, dict[str, list[str]]]) -> None:
+        """Documentation= names a file that the install steps in deploy/README.md put there."""
+        (doc,) = unit["Unit"]["Documentation"]
+        path = doc.removeprefix("file://")
+        readme = (REPO / "deploy" / "README.md").read_text()
+        assert re.search(rf"install .*deploy/README\.md {re.escape(path)}", readme), path
 
     def test_env_example_holds_no_keys(self) -> None:
         """The EnvironmentFile example sets the agent's settings and no key material."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,18 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.deploy.environment import agent_reads, library_reads
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
 BASE = K8S / "base"
 NATIVE = K8S / "native-sidecar"
 AGENT = "logshield-agent"
+APP = "app"
+AGENT_CONFIG, APP_CONFIG = "logshield-agent", "your-app-logshield"
+AGENT_SECRET, APP_SECRET = "logshield-agent-keys", "your-app-logshield-keys"
+#: Seconds the agent may take after LOGSHIELD_SHUTDOWN_GRACE before it exits anyway (commands/run.py).
+GRACE_MARGIN = 1
 # Oldest version with native sidecars on by default, and the newest schema the package ships.
 K8S_VERSIONS = ("1.29.0", "1.30.0", kubernetes_validate.latest_version())
 
@@ -96,13 +104,37 @@ def find(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return match
 
 
+def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (match,) = [obj for obj in objects if obj["kind"] == kind and obj["metadata"]["name"] == name]
+    return match
+
+
+def container(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (found,) = [c for c in pod_containers(find(objects, "Deployment")) if c["name"] == name]
+    return found
+
+
 def agent_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    (agent,) = [c for c in pod_containers(find(objects, "Deployment")) if c["name"] == AGENT]
-    return agent
+    return container(objects, AGENT)
+
+
+def container_env(objects: list[dict[str, Any]], name: str) -> dict[str, str]:
+    """The environment a container gets: its ConfigMaps (envFrom) and its own env values."""
+    found = container(objects, name)
+    env: dict[str, str] = {}
+    for source in found.get("envFrom", []):
+        env.update(named(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e.get("value", "") for e in found.get("env", [])})
+    return env
 
 
 def agent_env(objects: list[dict[str, Any]]) -> dict[str, str]:
-    return dict(find(objects, "ConfigMap")["data"])
+    return container_env(objects, AGENT)
+
+
+def volume_bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([KMGT]i)?", quantity).groups()
+    return int(number) * {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}[unit]
 
 
 def security_violations(objects: list[dict[str, Any]]) -> list[str]:
@@ -168,9 +200,9 @@ def security_violations(objects: list[dict[str, Any]]) -> list[str]:
             if not native and (pre_stop[:1] != ["sleep"] or len(pre_stop) != 2):
                 problems.append(f"{name}: classic sidecar without a preStop sleep")
             sleep = int(pre_stop[1]) if len(pre_stop) == 2 else 0
-            budget = sleep + int(env.get("LOGSHIELD_SHUTDOWN_GRACE", "30"))
+            budget = sleep + int(env.get("LOGSHIELD_SHUTDOWN_GRACE", "10")) + GRACE_MARGIN
             if spec.get("terminationGracePeriodSeconds", 30) <= budget:
-                problems.append(f"{where}: terminationGracePeriodSeconds does not exceed preStop + grace")
+                problems.append(f"{where}: terminationGracePeriodSeconds does not exceed preStop + grace + margin")
             log_mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/var/log/app"]
             if not log_mounts or not all(m.get("readOnly") for m in log_mounts):
                 problems.append(f"{name}: the application's log volume is not mounted read-only")
@@ -254,14 +286,36 @@ class TestSecurity:
         """The pod's grace period exceeds preStop sleep plus LOGSHIELD_SHUTDOWN_GRACE."""
         spec = pod_spec(find(base, "Deployment"))
         sleep = int(agent_container(base)["lifecycle"]["preStop"]["exec"]["command"][1])
-        assert spec["terminationGracePeriodSeconds"] > sleep + int(agent_env(base)["LOGSHIELD_SHUTDOWN_GRACE"])
+        grace = int(agent_env(base)["LOGSHIELD_SHUTDOWN_GRACE"])
+        assert spec["terminationGracePeriodSeconds"] > sleep + grace + GRACE_MARGIN
 
     def test_agent_resources(self, base: list[dict[str, Any]]) -> None:
-        """The agent requests 100m/128Mi and is limited to 500m/256Mi."""
-        assert agent_container(base)["resources"] == {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"cpu": "500m", "memory": "256Mi"},
+        """The agent requests 100m/192Mi and is limited to 500m/384Mi: its measured 196 MB peak plus the
+        memory-backed /tmp (which counts against the limit) plus headroom."""
+        agent = agent_container(base)
+        assert agent["resources"] == {
+            "requests": {"cpu": "100m", "memory": "192Mi"},
+            "limits": {"cpu": "500m", "memory": "384Mi"},
         }
+        spec = pod_spec(find(base, "Deployment"))
+        tmp = next(m["name"] for m in agent["volumeMounts"] if m["mountPath"] == "/tmp")
+        (volume,) = [v for v in spec["volumes"] if v["name"] == tmp]
+        assert volume["emptyDir"]["medium"] == "Memory"
+        measured_peak = 196 * 10**6  # bench.agent, README "Measured"
+        headroom = volume_bytes(agent["resources"]["limits"]["memory"]) - volume_bytes(volume["emptyDir"]["sizeLimit"])
+        assert headroom > 1.5 * measured_peak
+
+    def test_log_volume_fits_the_apps_rotation(self, base: list[dict[str, Any]]) -> None:
+        """The app's rotation (max_bytes x (backup_count + 1) per file, the log and the audit file) fits in the
+        app-logs volume: the agent mounts it read-only, so the app's rotation is all that bounds it."""
+        app = container_env(base, APP)
+        files = 1 + bool(app.get("LOGSHIELD_AUDIT_FILE"))
+        worst = files * (int(app["LOGSHIELD_BACKUP_COUNT"]) + 1) * int(app["LOGSHIELD_MAX_BYTES"])
+        spec = pod_spec(find(base, "Deployment"))
+        logs = next(m["name"] for m in container(base, APP)["volumeMounts"] if m["mountPath"] == "/var/log/app")
+        (volume,) = [v for v in spec["volumes"] if v["name"] == logs]
+        assert worst <= 0.8 * volume_bytes(volume["emptyDir"]["sizeLimit"])
+        assert app["LOGSHIELD_AUDIT_FILE"].startswith("/var/log/app/")
 
     def test_network_policy_selects_the_pod(self, base: list[dict[str, Any]]) -> None:
         """The NetworkPolicy applies to the workload and restricts both directions."""
@@ -285,51 +339,63 @@ class TestAgentWiring:
         assert env["LOGSHIELD_HTTP_ADDR"] == "0.0.0.0:9870"
         assert env["LOGSHIELD_SHUTDOWN_GRACE"] == "30"
 
-    def test_every_variable_is_one_the_software_reads(self, base: list[dict[str, Any]]) -> None:
-        """No typo or stale name: each LOGSHIELD_* in the ConfigMap and the systemd example is an agent variable or
-        a library option (keys as *_FILE)."""
-        from logshield_agent.config import VARIABLES
+    @pytest.mark.parametrize("overlay", ["base", "native"])
+    def test_every_variable_is_one_its_container_reads(self, overlay: str, request: pytest.FixtureRequest) -> None:
+        """No typo, stale name or setting given to the wrong process: each variable of the agent container is one
+        the agent reads (the library's redaction options only with LOGSHIELD_REDACT on), each of the app container
+        one presidio_logshield's handler reads."""
+        objects = request.getfixturevalue(overlay)
+        agent = agent_env(objects)
+        assert [n for n in agent if not agent_reads(n, redact=agent.get("LOGSHIELD_REDACT", "off"))] == []
+        assert [n for n in container_env(objects, APP) if not library_reads(n)] == []
 
-        from presidio_logshield.config import HandlerConfig, RedactionConfig
+    @pytest.mark.parametrize(("where", "variable"), [
+        (AGENT, "LOGSHIELD_CHAIN_KEY_FILE"),  # the library's key, given to the shipper
+        (AGENT, "LOGSHIELD_PSEUDONYM_KEY_FILE"),  # only read with a redaction pass
+        (AGENT, "LOGSHIELD_HTTP_PORT"),  # a name the agent never had
+        (APP, "LOGSHIELD_DIGEST_KEY_FILE"),  # the agent's key, given to the app
+        (APP, "LOGSHIELD_SINK"),
+    ])
+    def test_reader_check_catches_a_misplaced_variable(self, where: str, variable: str) -> None:
+        """The per-container check above refuses a variable set for a process that does not read it."""
+        reads = (lambda n: agent_reads(n, redact="off")) if where == AGENT else library_reads
+        assert not reads(variable)
 
-        known = {f"LOGSHIELD_{name}" for name in VARIABLES}
-        known |= {f"LOGSHIELD_{name.upper()}" for name in (*HandlerConfig.model_fields, *RedactionConfig.model_fields)}
-        known |= {f"{name}_FILE" for name in known if name.endswith("_KEY")}
-        systemd = (K8S.parent / "systemd" / "logshield-agent.env.example").read_text()
-        named = set(agent_env(base)) | {line.split("=", 1)[0].lstrip("# ").strip()
-                                        for line in systemd.splitlines() if "=" in line and "LOGSHIELD_" in line}
-        assert {n for n in named if n.startswith("LOGSHIELD_")} - known == set()
+    def test_redaction_pass_may_get_the_pseudonym_key(self) -> None:
+        """With LOGSHIELD_REDACT the agent reads the library's redaction keys, never the chain key."""
+        assert agent_reads("LOGSHIELD_PSEUDONYM_KEY_FILE", redact="patterns")
+        assert not agent_reads("LOGSHIELD_CHAIN_KEY_FILE", redact="full")
 
-    def test_agent_reads_its_configmap(self, base: list[dict[str, Any]]) -> None:
-        """The agent container takes its environment from the ConfigMap."""
-        refs = [e["configMapRef"]["name"] for e in agent_container(base)["envFrom"]]
-        assert refs == [find(base, "ConfigMap")["metadata"]["name"]]
+    def test_each_container_reads_its_own_configmap(self, base: list[dict[str, Any]]) -> None:
+        """The agent and the app each take their environment from their own ConfigMap."""
+        for name, config in ((AGENT, AGENT_CONFIG), (APP, APP_CONFIG)):
+            assert [e["configMapRef"]["name"] for e in container(base, name)["envFrom"]] == [config]
 
-    def test_keys_are_files_not_environment(self, base: list[dict[str, Any]]) -> None:
-        """Every Secret key is mounted as a file that a *_FILE variable names; none is an env var."""
-        secret = find(base, "Secret")
+    def test_keys_are_files_only_where_used(self, base: list[dict[str, Any]]) -> None:
+        """Each Secret is mounted read-only into the one container that uses it, its keys as files that a *_FILE
+        variable of that container names; the agent holds only the digest key, the app only the library's keys;
+        no key is an environment variable."""
         spec = pod_spec(find(base, "Deployment"))
-        agent = agent_container(base)
-        (volume,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]]
-        (mount,) = [m for m in agent["volumeMounts"] if m["name"] == volume["name"]]
-        assert mount["mountPath"] == "/var/run/secrets/logshield" and mount["readOnly"] is True
-        files = {item["key"]: f"{mount['mountPath']}/{item['path']}" for item in volume["secret"]["items"]}
-        assert (
-            set(files)
-            == set(secret["stringData"])
-            == {
-                "LOGSHIELD_DIGEST_KEY",
-                "LOGSHIELD_PSEUDONYM_KEY",
-                "LOGSHIELD_CHAIN_KEY",
-            }
-        )
-        env = agent_env(base)
-        for key, path in files.items():
-            assert env[f"{key}_FILE"] == path
-            assert key not in env
-        for container in pod_containers(find(base, "Deployment")):
-            assert "env" not in container or all("secretKeyRef" not in e.get("valueFrom", {}) for e in container["env"])
-            assert all("secretRef" not in e for e in container.get("envFrom", []))
+        expected = {AGENT: (AGENT_SECRET, {"LOGSHIELD_DIGEST_KEY"}),
+                    APP: (APP_SECRET, {"LOGSHIELD_PSEUDONYM_KEY", "LOGSHIELD_CHAIN_KEY"})}
+        secrets = {obj["metadata"]["name"]: obj for obj in base if obj["kind"] == "Secret"}
+        assert set(secrets) == {AGENT_SECRET, APP_SECRET}
+        for name, (secret_name, keys) in expected.items():
+            secret_volumes = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+            mounted = [m for m in container(base, name)["volumeMounts"] if m["name"] in secret_volumes]
+            (mount,) = mounted
+            volume = secret_volumes[mount["name"]]
+            assert volume["secretName"] == secret_name
+            assert mount["mountPath"] == "/var/run/secrets/logshield" and mount["readOnly"] is True
+            files = {item["key"]: f"{mount['mountPath']}/{item['path']}" for item in volume["items"]}
+            assert set(files) == set(secrets[secret_name]["stringData"]) == keys
+            env = container_env(base, name)
+            for key, path in files.items():
+                assert env[f"{key}_FILE"] == path
+                assert key not in env
+        for each in pod_containers(find(base, "Deployment")):
+            assert all("secretKeyRef" not in e.get("valueFrom", {}) for e in each.get("env", []))
+            assert all("secretRef" not in e for e in each.get("envFrom", []))
 
     def test_state_and_tmp_are_writable_volumes(self, base: list[dict[str, Any]]) -> None:
         """With a read-only root, the agent writes only to its state and tmp volumes."""

@@ -150,3 +150,72 @@ class TestAzureBlobSinkErrors:
         with pytest.raises(SinkUnavailableError):
             sink.check()
         assert time.monotonic() - start < 10
+
+
+def agent_environment(monkeypatch, tmp_path, server: Azurite, container: str, **variables: str) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("LOGSHIELD_", "AZURE_")):
+            monkeypatch.delenv(name)
+    for name, value in {
+        "AZURE_STORAGE_CONNECTION_STRING": server.connection_string,
+        "LOGSHIELD_PATHS": str(tmp_path / "logs" / "*.log"), "LOGSHIELD_STATE_DIR": str(tmp_path / "state"),
+        "LOGSHIELD_SINK": f"azure://{container}/app", "LOGSHIELD_HTTP_ADDR": "off", "LOGSHIELD_DIGEST": "off",
+        "LOGSHIELD_STORE_MAX_ATTEMPTS": "2",
+        **{f"LOGSHIELD_{k.upper()}": v for k, v in variables.items()},
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+class TestAzureCheck:
+    def test_check_writes_and_removes_a_probe(self, azurite, azure_container, monkeypatch, tmp_path, capsys):
+        """check exits 0 after a real conditional upload under <prefix>/_check/ and leaves no blob behind."""
+        from logshield_agent.cli import main
+
+        agent_environment(monkeypatch, tmp_path, azurite, azure_container, azure_access_tier="Cool")
+        assert main(["check"]) == 0
+        assert "reachable and writable (a probe object written, read back and deleted)" in capsys.readouterr().out
+        assert list(azurite.client().get_container_client(azure_container).list_blobs()) == []
+
+    def test_retention_without_immutability_is_warned(self, azurite, azure_container, monkeypatch, tmp_path, capsys):
+        """RETENTION_DAYS with AZURE_IMMUTABILITY=off: check warns, --strict fails."""
+        from logshield_agent.cli import main
+
+        agent_environment(monkeypatch, tmp_path, azurite, azure_container, retention_days="30")
+        assert main(["check"]) == 0
+        assert "LOGSHIELD_AZURE_IMMUTABILITY=off" in capsys.readouterr().err
+        assert main(["check", "--strict"]) == 1
+
+    def test_wrong_key_fails_without_leaking(self, azurite, azure_container, monkeypatch, tmp_path, capsys):
+        """A wrong account key fails check (exit 1) naming the variable, never the key."""
+        import base64
+
+        from logshield_agent.cli import main
+
+        wrong = base64.b64encode(b"not-the-key-" * 5).decode()
+        agent_environment(monkeypatch, tmp_path, azurite, azure_container)
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string.replace(AZURITE_KEY, wrong))
+        assert main(["check"]) == 1
+        out, err = capsys.readouterr()
+        assert "AZURE_STORAGE_CONNECTION_STRING" in err and wrong not in out + err and AZURITE_KEY not in out + err
+
+
+class TestAzureDefaultMultipart:
+    def test_full_batch_goes_in_blocks_with_the_defaults(self, azurite, azure_container, monkeypatch, tmp_path):
+        """The sink built from the default configuration uploads a full-size batch (16 MiB, incompressible) as
+        8 MiB blocks committed conditionally, and it reads back whole."""
+        import os
+
+        from logshield_agent.config import load_config
+        from logshield_agent.sinks import sink_from_config
+
+        agent_environment(monkeypatch, tmp_path, azurite, azure_container)
+        config = load_config()
+        body = os.urandom(config.batch_max_bytes)
+        with sink_from_config(config) as sink:
+            put(sink, "batch", body)
+            assert put(sink, "batch", body).already_existed
+            assert sink.get("batch") == body
+        blocks = azurite.client().get_blob_client(azure_container, "app/batch").get_block_list()[0]
+        assert [b.size for b in blocks] == [8 * MiB, 8 * MiB]

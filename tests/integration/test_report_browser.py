@@ -8,7 +8,7 @@ import shutil
 import struct
 import subprocess
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -72,3 +72,51 @@ class TestReportInBrowser:
         assert charts["Audit events by actor and outcome"]["bars"] == 3  # alice ok; bob ok + failure
         assert "Archive intact" in result["text"] and "<script>bob</script>" in result["text"]
         assert png_colours(shot) > 20
+
+
+def render(page: Path, shot: Path) -> dict:
+    done = subprocess.run(["node", str(SCRIPT), page.as_uri(), str(shot)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env=dict(os.environ, CHROMIUM=CHROMIUM))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class TestReportOfATamperedArchive:
+    def test_verification_and_incidents_as_rendered(self, tmp_path):
+        """`report` over a real digested archive with one object deleted and an incident stored as open and closed
+        events: the page (exit 1) shows the failure, who signed, the warnings, one row and one marker for the
+        incident with its final count and state, and the footer's command with the pinned key."""
+        from logshield_agent.alerts import StoreDestination, alert_document
+        from logshield_agent.alerts.detector import Alert
+        from logshield_agent.alerts.document import encode_alert
+        from logshield_agent.cli import main
+        from logshield_agent.sinks.local import LocalDirSink
+
+        from tests.agent.test_digests import T0, Clock, app_logs, ship, writer
+
+        (tmp_path / "logs").mkdir()
+        app_logs(tmp_path / "logs", 120)
+        ship(tmp_path, writer(tmp_path, Clock(T0 + 10)))
+        store = tmp_path / "store"
+        sink = LocalDirSink(store)
+        for state, revision, count, windows in (("open", 1, 300, 1), ("closed", 2, 18000, 60)):
+            alert = Alert("actor", "mallory@corp.example", T0 + 1800, T0 + 1800 + 60 * windows, 60, windows, count,
+                          300, T0 + 1800, 0.0, 5.0, 100, {}, [], state=state, revision=revision,
+                          end_reason="quiet" if state == "closed" else None)
+            document = alert_document(alert, host="testhost", detected_at=T0 + 2000)
+            StoreDestination(sink).send(document, encode_alert(document))
+        sorted(store.glob("service=*/**/*.ndjson.zst"))[1].unlink()
+        pem = tmp_path / "state" / "digest-public-key.pem"
+        out = tmp_path / "report.html"
+        since = datetime.fromtimestamp(T0 - 3600, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        assert main(["report", f"file://{store}", "--since", since, "--out", str(out), "--public-key", str(pem)]) == 1
+        result = render(out, tmp_path / "report.png")
+        text = result["text"]
+        assert result["errors"] == [] and result["requests"] == [out.as_uri()]
+        assert "Integrity problems found" in text and "object-missing" in text and "chain-gap" in text
+        assert "Signed by" in text and "host-stopped" in text
+        assert text.count("actor=sha256:") == 1 and "mallory" not in text  # one row, the key hashed
+        assert "18000" in text and "closed" in text
+        volume = next(c for c in result["charts"] if c["label"].startswith("Records per"))
+        assert volume["markers"] == 1
+        assert f"--public-key {pem}" in text

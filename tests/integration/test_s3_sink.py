@@ -244,3 +244,93 @@ class TestS3SinkErrors:
         with pytest.raises(SinkUnavailableError):
             sink.check()
         assert time.monotonic() - start < 10
+
+
+def agent_environment(monkeypatch, tmp_path, server: SeaweedFS, bucket: str, **variables: str) -> None:
+    """The agent's process environment for ``server``: boto3's standard chain, kept hermetic."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("LOGSHIELD_"):
+            monkeypatch.delenv(name)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_ENDPOINT_URL": server.endpoint_url, "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "LOGSHIELD_PATHS": str(tmp_path / "logs" / "*.log"), "LOGSHIELD_STATE_DIR": str(tmp_path / "state"),
+        "LOGSHIELD_SINK": f"s3://{bucket}/app", "LOGSHIELD_HTTP_ADDR": "off", "LOGSHIELD_STORE_MAX_ATTEMPTS": "2",
+        **{f"LOGSHIELD_{k.upper()}": v for k, v in variables.items()},
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+class TestS3Check:
+    """``logshield-agent check`` against a real store: a probe object is written, read back and removed."""
+
+    def test_check_writes_and_removes_a_probe(self, seaweedfs, s3_bucket, monkeypatch, tmp_path, capsys):
+        """check exits 0 after a real conditional write under <prefix>/_check/ and leaves nothing behind."""
+        from logshield_agent.cli import main
+
+        agent_environment(monkeypatch, tmp_path, seaweedfs, s3_bucket, storage_class="STANDARD", s3_sse="AES256")
+        assert main(["check"]) == 0
+        out = capsys.readouterr().out
+        assert f"ok: store s3://{s3_bucket}/app/ reachable and writable (a probe object written, read back and " \
+               "deleted)" in out
+        assert seaweedfs.client().list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+
+    def test_check_on_object_lock_bucket(self, seaweedfs, locked_bucket, monkeypatch, tmp_path, capsys):
+        """With Object Lock the probe is locked for an hour: check passes and says a locked version remains."""
+        from logshield_agent.cli import main
+
+        agent_environment(monkeypatch, tmp_path, seaweedfs, locked_bucket, s3_object_lock_mode="GOVERNANCE",
+                          retention_days="30", digest="off")
+        assert main(["check", "--strict"]) == 0
+        out = capsys.readouterr().out
+        assert "note: the probe's locked version" in out
+        versions = seaweedfs.client().list_object_versions(Bucket=locked_bucket, Prefix="app/_check/")
+        (version,) = versions["Versions"]
+        head = seaweedfs.client().head_object(Bucket=locked_bucket, Key=version["Key"], VersionId=version["VersionId"])
+        assert head["ObjectLockMode"] == "GOVERNANCE"
+        assert head["ObjectLockRetainUntilDate"] < datetime.now(timezone.utc) + timedelta(hours=1, minutes=1)
+
+    def test_retention_without_lock_is_warned(self, seaweedfs, s3_bucket, monkeypatch, tmp_path, capsys):
+        """RETENTION_DAYS without S3_OBJECT_LOCK_MODE: check warns (exit 0), --strict fails (exit 1)."""
+        from logshield_agent.cli import main
+
+        agent_environment(monkeypatch, tmp_path, seaweedfs, s3_bucket, retention_days="30", digest="off")
+        assert main(["check"]) == 0
+        assert "LOGSHIELD_S3_OBJECT_LOCK_MODE is unset" in capsys.readouterr().err
+        assert main(["check", "--strict"]) == 1
+
+    def test_check_with_wrong_secret_names_the_variable_not_the_secret(self, seaweedfs, s3_bucket, monkeypatch,
+                                                                       tmp_path, capsys):
+        """Bad credentials fail check with exit 1 naming AWS_SECRET_ACCESS_KEY, and the secret appears nowhere."""
+        from logshield_agent.cli import main
+
+        agent_environment(monkeypatch, tmp_path, seaweedfs, s3_bucket, digest="off")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "WRONG-secret-1a2b3c4d5e6f")
+        assert main(["check"]) == 1
+        out, err = capsys.readouterr()
+        assert "AWS_SECRET_ACCESS_KEY" in err
+        assert "WRONG-secret-1a2b3c4d5e6f" not in out + err and seaweedfs.secret_key not in out + err
+
+
+class TestS3DefaultMultipart:
+    def test_full_batch_goes_in_parts_with_the_defaults(self, seaweedfs, s3_bucket, monkeypatch, tmp_path):
+        """The sink built from the default configuration uploads a full-size batch (16 MiB, incompressible) in
+        8 MiB parts, conditionally, and it reads back whole."""
+        import os
+
+        from logshield_agent.config import load_config
+        from logshield_agent.sinks import sink_from_config
+
+        agent_environment(monkeypatch, tmp_path, seaweedfs, s3_bucket)
+        config = load_config()
+        body = os.urandom(config.batch_max_bytes)
+        with sink_from_config(config) as sink:
+            put(sink, "batch", body)
+            assert put(sink, "batch", body).already_existed
+            assert sink.get("batch") == body
+        etag = seaweedfs.client().head_object(Bucket=s3_bucket, Key="app/batch")["ETag"]
+        assert etag.endswith('-2"')

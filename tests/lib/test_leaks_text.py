@@ -62,6 +62,13 @@ def _iban_check(country: str, bban: str) -> str:
 
 
 def iban(rng: random.Random) -> str:
+    value = _iban(rng)
+    if rng.random() < 0.2 and value.replace(" ", "")[4:].isdigit():
+        value = value.lower()  # lower-case IBANs are found too (digits after the country code, or the word iban)
+    return value
+
+
+def _iban(rng: random.Random) -> str:
     country, bban = rng.choice([
         ("DE", "".join(rng.choice(string.digits) for _ in range(18))),
         ("GB", "NWBK" + "".join(rng.choice(string.digits) for _ in range(14))),
@@ -116,6 +123,27 @@ def ipv6(rng: random.Random) -> str:
     return ":".join(groups)
 
 
+def personal(rng: random.Random) -> tuple[str, str]:
+    """(text, value that must not survive): a personal key with its value in free text or embedded JSON."""
+    first, last, city = rng.choice(FIRST), rng.choice(LAST), rng.choice(CITIES)
+    form = rng.choice(["first", "last", "city", "name", "json", "full", "dob"])
+    sep = rng.choice(["=", ": ", "="])
+    if form == "first":
+        return f"{rng.choice(['first_name', 'firstName', 'given_name'])}{sep}{first}", first
+    if form == "last":
+        return f"{rng.choice(['last_name', 'surname', 'lastName'])}{sep}{last}", last
+    if form == "city":
+        return f"{rng.choice(['city', 'City', 'town'])}{sep}{city}", city
+    if form == "name":
+        return f"{rng.choice(['name', 'Name', 'full_name'])}{sep}{first} {last}", f"{first} {last}"
+    if form == "full":
+        return f'full_name="{first.lower()} {last.lower()}"', f"{first.lower()} {last.lower()}"
+    if form == "dob":
+        value = f"{rng.randint(1940, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        return f"{rng.choice(['dob', 'date_of_birth', 'birthDate'])}{sep}{value}", value
+    return json.dumps({"name": f"{first} {last}", "city": city, "plan": "pro"}), f"{first} {last}"
+
+
 def _b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -124,10 +152,33 @@ def _rand(rng: random.Random, n: int, alphabet: str = string.ascii_letters + str
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
+#: Characters a bare ``key=value`` secret may hold (no space and none of ``,;&"'<>()[]{}``, which end a bare value).
+_SECRET_CHARS = string.ascii_letters + string.digits + "!#$%*+-._~^"
+
+
+def _password(rng: random.Random, low: int = 4, high: int = 40) -> str:
+    """A secret of any length in [low, high]: sometimes a plain lower-case word, sometimes symbols and digits."""
+    length = rng.randint(low, high)
+    style = rng.choice(["word", "alnum", "mixed"])
+    if style == "word":
+        return _rand(rng, length, string.ascii_lowercase)
+    if style == "alnum":
+        return _rand(rng, length)
+    return _rand(rng, length, _SECRET_CHARS).lstrip("-") or "x1!x"
+
+
+def _token(rng: random.Random, low: int = 4, high: int = 40) -> str:
+    """A credential for a weak name (token, session, sid): letters and at least one digit, so never a plain number
+    nor a plain word."""
+    body = _rand(rng, rng.randint(low, high) - 2, string.ascii_letters + string.digits + "_-")
+    return rng.choice(string.ascii_letters) + body + rng.choice(string.digits)
+
+
 def secret(rng: random.Random) -> tuple[str, str, str]:
     """(entity kind, text to embed, the secret part that must not survive)."""
     kind = rng.choice(["jwt", "akid", "aws", "bearer", "basic", "pem", "url", "kv", "kvjson", "github", "slack",
-                       "stripe", "google", "spaced"])
+                       "stripe", "google", "spaced", "kv", "kv", "kv", "kvweak", "kvweak", "query", "cookie", "urlenc", "curl",
+                       "urlcred2"])
     if kind == "jwt":
         token = f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{_b64({'sub': _rand(rng, 8)})}.{_rand(rng, 43)}"
         return kind, token, token
@@ -150,11 +201,37 @@ def secret(rng: random.Random) -> tuple[str, str, str]:
         password = _rand(rng, 14)
         return kind, f"postgres://app:{password}@db.internal:5432/orders", password
     if kind == "kv":
-        password = _rand(rng, 12) + "!"
-        key = rng.choice(["password", "db_password", "PASSWORD", "pwd", "secret", "api_key", "client_secret",
-                          "access_token"])
-        sep = rng.choice(["=", ": ", " = ", "="])
+        password = _password(rng)
+        key = rng.choice(["password", "db_password", "PASSWORD", "Password", "pwd", "pass", "pw", "passwd", "secret",
+                          "api_key", "client_secret", "access_token", "refresh_token", "adminPw", "db_pass"])
+        sep = rng.choice(["=", ": ", " = ", "=", ":"])
         return kind, f"{key}{sep}{password}", password
+    if kind == "kvweak":
+        value = _token(rng)
+        key = rng.choice(["token", "session", "sid", "sessionid", "auth", "Token", "SID"])
+        return kind, f"{key}{rng.choice(['=', ': ', '='])}{value}", value
+    if kind == "query":
+        value = _token(rng)
+        first, second = rng.sample(["access_token", "session", "token", "password", "api_key", "sid"], 2)
+        return kind, f"GET /cb?state=ok&{first}={_token(rng)}&{second}={value} HTTP/1.1", value
+    if kind == "cookie":
+        value = _token(rng, 8, 32) + rng.choice(["", "%3D", "."])
+        name = rng.choice(["sid", "_session", "JSESSIONID", "remember_me", "connect.sid"])
+        if rng.random() < 0.5:
+            return kind, f"Cookie: _ga=GA1.2.{rng.randint(1, 10**9)}; {name}={value}; theme=dark", value
+        return kind, f"Set-Cookie: {name}={value}; Path=/; HttpOnly; Secure", value
+    if kind == "urlenc":
+        value = _rand(rng, rng.randint(4, 30))
+        key = rng.choice(["password", "pwd", "pass", "client_secret", "access_token"])
+        return kind, f"body=username%3Dbob%26{key}%3D{value}%26remember%3D1", value
+    if kind == "curl":
+        password = _password(rng)
+        flag = rng.choice(["-u ", "--user ", "--user=", "-U "])
+        return kind, f"curl -s {flag}deploy:{password} https://api.example.com/v1/x", password
+    if kind == "urlcred2":
+        password = _rand(rng, 4) + "/" + _rand(rng, rng.randint(4, 20))
+        user = rng.choice(["", "app", "x-access-token"])
+        return kind, f"{rng.choice(['redis', 'amqp', 'https'])}://{user}:{password}@cache.internal:6379/0", password
     if kind == "spaced":
         password = _rand(rng, 8) + str(rng.randint(10, 99)) + rng.choice("!#%x")
         form = rng.choice(["--password {p}", "--password={p}", "password is {p}", "the db password was '{p}'",
@@ -197,7 +274,7 @@ def _cases(count: int, seed: int) -> list[tuple[str, str, str]]:
     """(kind, text, raw value) triples."""
     rng = random.Random(seed)
     out: list[tuple[str, str, str]] = []
-    makers = ["email", "card", "ssn", "iban", "phone", "ipv4", "ipv6", "secret"]
+    makers = ["email", "card", "ssn", "iban", "phone", "ipv4", "ipv6", "secret", "personal", "secret"]
     for i in range(count):
         kind = makers[i % len(makers)]
         template = rng.choice(TEMPLATES)
@@ -218,6 +295,10 @@ def _cases(count: int, seed: int) -> list[tuple[str, str, str]]:
             value = embedded = ipv4(rng)
         elif kind == "ipv6":
             value = embedded = ipv6(rng)
+        elif kind == "personal":
+            embedded, value = personal(rng)
+            if '"' in embedded:  # not inside a template's own quotes
+                template = rng.choice(["{v}", "body={v}", "request payload {v} rejected"])
         else:
             kind, embedded, value = secret(rng)
             if "\n" in embedded or embedded.startswith("{"):
@@ -226,7 +307,7 @@ def _cases(count: int, seed: int) -> list[tuple[str, str, str]]:
     return out
 
 
-CASES = _cases(640, seed=20261123)
+CASES = _cases(1000, seed=20261123)
 
 
 @pytest.fixture(scope="module", params=["patterns", "full"])
@@ -261,8 +342,26 @@ class TestNoLeaks:
         """The generated cases cover every entity kind, several hundred in all."""
         kinds = {kind for kind, _, _ in CASES}
         assert {"email", "card", "ssn", "iban", "phone", "ipv4", "ipv6", "jwt", "akid", "aws", "bearer",
-                "basic", "pem", "url", "kv", "kvjson", "github", "slack", "stripe", "google", "spaced"} <= kinds
-        assert len(CASES) >= 600
+                "basic", "pem", "url", "kv", "kvjson", "github", "slack", "stripe", "google", "spaced", "kvweak",
+                "query", "cookie", "urlenc", "curl", "urlcred2", "personal"} <= kinds
+        assert len(CASES) >= 1000
+
+    def test_secret_lengths_vary(self) -> None:
+        """Generated key=value secrets span 4 to 40 characters, plain words included (not one fixed shape)."""
+        lengths = {len(value) for kind, _, value in CASES if kind == "kv"}
+        assert min(lengths) <= 6 and max(lengths) >= 35 and len(lengths) >= 10
+        assert any(value.isalpha() and value.islower() for kind, _, value in CASES if kind == "kv")
+
+    def test_personal_keys_in_structures(self, redactor: Redactor) -> None:
+        """Values under personal keys (first_name, last_name, city, a full name under ``name``, a phone number as an
+        int) are gone from dicts, at any depth."""
+        rng = random.Random(3)
+        people = [(rng.choice(FIRST), rng.choice(LAST), rng.choice(CITIES), 2125550100 + i) for i in range(60)]
+        values = [{"first_name": f, "last_name": last, "address": {"city": c}, "customer": {"name": f"{f} {last}"},
+                   "phone": p} for f, last, c, p in people]
+        dumped = json.dumps([v for v, _ in redactor.redact_batch(values)])
+        leaked = [x for f, last, c, p in people for x in (f, last, c, str(p)) if x in dumped]
+        assert not leaked
 
     def test_int_card_and_phone_values(self, redactor: Redactor) -> None:
         """An int credit card number, and an int phone number under a phone-like key, are redacted."""

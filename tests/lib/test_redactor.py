@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from presidio_logshield.config import RedactionConfig
 from presidio_logshield.redactor import RedactionSummary, Redactor
@@ -60,7 +64,7 @@ class TestRedactBatch:
                                                    "headers": {"Authorization": "Bearer abc"}}])
         assert out == {"password": "<SECRET>", "DB-Password": "<SECRET>", "token_count": 5,
                        "headers": {"Authorization": "<SECRET>"}}
-        assert summary.rules == {"key:password", "key:dbpassword", "key:authorization"}
+        assert summary.rules == {"key:password", "key:authorization"}  # DB-Password matched the name "password"
         assert summary.entities == {"SECRET": 3}
 
     def test_keys_are_text_too(self, redactor: Redactor) -> None:
@@ -122,3 +126,105 @@ class TestEnvironment:
             os._exit(0 if ok else 1)
         _, status = os.waitpid(pid, 0)
         assert os.WEXITSTATUS(status) == 0
+
+
+_RULE = re.compile(r"(?:key:[a-z0-9]+|pattern:[A-Za-z_-]+|presidio:[A-Za-z]+|ner:[A-Z_]+)")
+
+
+class TestSummaryVocabulary:
+    def test_rules_never_carry_data_from_keys(self, redactor: Redactor) -> None:
+        """Secret keys holding an e-mail or a card number are reported as ``key:password`` / ``key:token``, and the PII
+        in the keys themselves is redacted too (``password_alice@example.com`` is an address as a whole)."""
+        (out, summary), = redactor.redact_batch([{"creds": {"password_alice@example.com": "x",
+                                                            "token-4111111111111111": "y", "pwd.4111111111111111": 1}}])
+        assert out == {"creds": {"<EMAIL_ADDRESS>": "<SECRET>", "token-<CREDIT_CARD>": "<SECRET>",
+                                 "pwd.<CREDIT_CARD>": "<SECRET>"}}
+        assert summary.rules == {"key:password", "key:token", "key:pwd", "presidio:EmailRecognizer",
+                                 "pattern:CREDIT_CARD"}
+
+    @given(st.sampled_from(["password", "token", "first_name", "city", "msg"]),
+           st.sampled_from(["alice@example.com", "4111111111111111", "536-22-1234", "10.1.2.3", "x"]),
+           st.sampled_from(["_", "-", ".", ""]))
+    @settings(max_examples=60, deadline=None)
+    def test_every_rule_is_from_the_vocabulary(self, name: str, data: str, sep: str) -> None:
+        """Whatever a key holds, every rule id in the summary is a fixed name, and the data is not in the output."""
+        (out, summary), = _REDACTOR.redact_batch([{f"{name}{sep}{data}": data, "m": f"{name}={data}"}])
+        assert all(_RULE.fullmatch(rule) for rule in summary.rules), summary.rules
+        assert data == "x" or data not in json.dumps(out)
+
+
+class TestPersonalKeys:
+    def test_values_under_personal_keys(self, redactor: Redactor) -> None:
+        """first_name, last_name, city, dob and phone values are replaced as their entity whatever they look like;
+        ``name`` only when it holds a full name; booleans and empty markers stay."""
+        (out, summary), = redactor.redact_batch([{
+            "first_name": "Alice", "last_name": "Johnson", "city": "Berlin", "dob": "1990-01-01", "phone": 4155552671,
+            "name": "orders-queue", "user": {"name": "Alice Johnson"}, "mobile": True, "email": "-"}])
+        assert out == {"first_name": "<PERSON>", "last_name": "<PERSON>", "city": "<LOCATION>",
+                       "dob": "<DATE_OF_BIRTH>", "phone": "<PHONE_NUMBER>", "name": "orders-queue",
+                       "user": {"name": "<PERSON>"}, "mobile": True, "email": "-"}
+        assert summary.rules == {"key:firstname", "key:lastname", "key:city", "key:dob", "key:phone", "key:name"}
+
+    def test_counts_under_entity_names_stay(self, redactor: Redactor) -> None:
+        """Entity type names are labels, not personal keys (summary and audit counts, operator settings), and a number
+        too short for the key's entity stays (``phone=2``); long enough numbers under personal keys are replaced."""
+        counts = {"entities": {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 2, "CREDIT_CARD": 30, "DATE_OF_BIRTH": 4,
+                               "US_SSN": 1, "IBAN_CODE": 12}}
+        labels = {"operations": {"EMAIL_ADDRESS:replace": 1}, "operators": "CREDIT_CARD=mask,PHONE_NUMBER=redact"}
+        (out, summary), (text, _), (same, _) = redactor.redact_batch(
+            [counts, "redacted EMAIL_ADDRESS=3 PHONE_NUMBER=12 phone=2", labels])
+        assert out == counts and same == labels and not summary
+        assert text == "redacted EMAIL_ADDRESS=3 PHONE_NUMBER=12 phone=2"
+        assert redactor.redact_batch([{"phone": "4155552671", "zip": 10115, "card": "4111111111111111"}])[0][0] == {
+            "phone": "<PHONE_NUMBER>", "zip": "<LOCATION>", "card": "<CREDIT_CARD>"}
+
+    def test_operator_of_the_entity_applies(self) -> None:
+        """The value is operated on as the key's entity type (here PERSON masked)."""
+        r = Redactor(RedactionConfig(detection="patterns", operators={"PERSON": "mask"}))
+        assert r.redact_batch([{"surname": "Johnson"}])[0][0] == {"surname": "*****on"}
+
+    def test_context_hint_is_not_a_key(self, redactor: Redactor) -> None:
+        """A key that only gives context (``cellular_state`` → phone) does not make its value a phone number."""
+        assert redactor.redact_batch([{"cellular_state": "on", "telemetry": "ok"}])[0][0] == {
+            "cellular_state": "on", "telemetry": "ok"}
+
+    def test_name_value_pairs_in_lists(self, redactor: Redactor) -> None:
+        """A list of ``(name, value)`` pairs (headers as tuples, ASGI byte pairs) is read like a dict: secret and
+        personal names replace their values; other pairs and other lists are detected as usual."""
+        (out, summary), = redactor.redact_batch([{"headers": [("X-Api-Key", "plainkey"), (b"cookie", b"sid=1"),
+                                                              ("Accept", "text/html"), ["city", "Berlin"]],
+                                                  "pairs": [("a", "b@example.com"), ("tokens", 3)], "one": ["pw"]}])
+        assert out == {"headers": [["X-Api-Key", "<SECRET>"], ["cookie", "<SECRET>"], ["Accept", "text/html"],
+                                   ["city", "<LOCATION>"]],
+                       "pairs": [["a", "<EMAIL_ADDRESS>"], ["tokens", 3]], "one": ["pw"]}
+        assert summary.rules == {"key:xapikey", "key:cookie", "key:city", "presidio:EmailRecognizer"}
+
+    def test_json_in_a_message(self, redactor: Redactor) -> None:
+        """JSON embedded in a message goes through the key names too."""
+        out, _ = redactor.redact_text('body={"name":"Alice Johnson","city":"Paris","password":"x"}')
+        assert out == 'body={"name":"<PERSON>","city":"<LOCATION>","password":"<SECRET>"}'
+
+
+class TestKeyTierSettings:
+    def test_on_whatever_entities_select(self) -> None:
+        """entities=EMAIL_ADDRESS keeps the key-name tier: password and first_name values are still replaced."""
+        r = Redactor(RedactionConfig(detection="patterns", entities={"EMAIL_ADDRESS"}))
+        (out, _), (text, _) = r.redact_batch([{"password": "x", "first_name": "Alice", "ip": "10.1.2.3"},
+                                              "mail a@example.com password=hunter2"])
+        assert out == {"password": "<SECRET>", "first_name": "<PERSON>", "ip": "10.1.2.3"}
+        assert text == "mail <EMAIL_ADDRESS> password=<SECRET>"
+
+    def test_off_when_disabled(self) -> None:
+        """key_names=False: keys no longer decide anything."""
+        r = Redactor(RedactionConfig(detection="patterns", key_names=False))
+        assert r.redact_batch([{"password": "x", "first_name": "Alice"}])[0][0] == {"password": "x",
+                                                                                   "first_name": "Alice"}
+
+    def test_raw_lines_with_personal_keys_are_candidates(self, redactor: Redactor) -> None:
+        """The agent's line gate opens for a personal key (as a JSON key or in text), not for longer look-alikes."""
+        lines = [b'{"first_name": "Alice"}', b'{"msg": "name=John Smith"}', b'{"hostname": "web-1", "pod_name": "x"}',
+                 b'{"msg": "GET /x", "service.name": "shop"}']
+        assert redactor.lines_need_redaction(lines) == [True, True, False, False]
+
+
+_REDACTOR = Redactor(RedactionConfig(detection="patterns"))

@@ -1,9 +1,12 @@
 """Where alerts go: stderr, a file, a webhook, the store. Each ``send`` raises ``DeliveryError`` when it failed.
 
-``LOGSHIELD_ALERT_DESTINATIONS`` lists them: ``stderr``, ``store`` (``_alerts/dt=…/<id>.json`` in the sink, written
-with its conditional put), ``file:///path`` (JSON lines appended), ``http(s)://…`` (a POST of the JSON document with
-``Idempotency-Key: <id>`` and, when configured, ``Authorization: Bearer …``). stderr and file are written at once;
-the webhook and the store go through a ``BackgroundDelivery`` so a slow or dead endpoint never holds up shipping.
+``LOGSHIELD_ALERT_DESTINATIONS`` lists them: ``stderr``, ``store`` (``_alerts/dt=…/<id>.<revision>.json`` in the
+sink, written with its conditional put: one object per event of an incident), ``file:///path`` (JSON lines
+appended), ``http(s)://…`` (a POST of the JSON document with ``Idempotency-Key: <event_id>`` — distinct for the open,
+update and closed events of one incident, the same for a retried delivery — and, when configured,
+``Authorization: Bearer …``). Every destination gets every event; receivers group them by ``id``. stderr and file
+are written at once; the webhook and the store go through a ``BackgroundDelivery`` so a slow or dead endpoint never
+holds up shipping.
 Messages name a webhook by scheme, host and port only (its path or query may hold a secret).
 """
 
@@ -119,7 +122,7 @@ class WebhookDestination:
 
     def send(self, document: dict[str, Any], body: bytes) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": "logshield-agent",
-                   "Idempotency-Key": str(document.get("id", ""))}
+                   "Idempotency-Key": str(document.get("event_id") or document.get("id", ""))}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310

@@ -12,6 +12,8 @@ Three ways through a batch, cheapest first:
 - anything else (other programs' JSON, plain text, a mix): line by line — JSON is parsed, text only counts toward
   volume at its leading ISO-8601 timestamp (a line without one: at the time of the line before it).
 
+Other programs' ``event`` values are counted hashed (``fields.hashed``): they are often messages.
+
 A record with an ``event`` field counts under that event and under its logger.
 """
 
@@ -33,6 +35,7 @@ from .fields import (
     NEEDS_PARSE,
     EventSeconds,
     Tally,
+    hashed,
     key_text,
     parse_json,
     record_fields,
@@ -198,7 +201,7 @@ def _count_json_fields(out: Tally, body: bytes, found: sampled.SamplePlan, spans
             for (text, number), n in Counter(pattern.findall(body, a, b)).items():
                 key = key_text(text) if not number else number.decode()
                 if key:
-                    out.add(dimension, key, second, n)
+                    out.add(dimension, hashed(key) if dimension == "event" else key, second, n)
     rest = wanted & {"entity", "action", "actor_action"}
     names = [MARKERS[m] for m in ("entity", "audit") if m in found.markers]
     if not rest or not names:
@@ -212,7 +215,7 @@ def _count_json_fields(out: Tally, body: bytes, found: sampled.SamplePlan, spans
         doc = parse_json(body[start:end if end >= 0 else len(body)])
         if doc is not None:
             logger = next((value_key(doc[f]) for f in LOGGER_FIELDS if isinstance(doc.get(f), str)), None)
-            record_fields(out, doc, spans[segment][2], logger, None, rest, head_counted=True)
+            record_fields(out, doc, spans[segment][2], logger, None, rest, head_counted=True, foreign=True)
 
 
 def _marked_lines(out: Tally, body: bytes, seconds: EventSeconds, wanted: frozenset[str], names: set[str],
@@ -300,7 +303,7 @@ def _each_line(out: Tally, body: bytes, seconds: EventSeconds, service: str, wan
         if "volume" in wanted:
             target.add("volume", service, second)
         if doc is not None:
-            record_fields(target, doc, second, logger, level, wanted)
+            record_fields(target, doc, second, logger, level, wanted, foreign=head is None)
         elif head is not None:
             if "logger" in wanted and logger is not None:
                 target.add("logger", logger, second, levels=level or "")

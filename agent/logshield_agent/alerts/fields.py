@@ -4,12 +4,15 @@ Dimensions: ``volume`` (every line, keyed by the stream's service), ``logger`` (
 ``event`` (a record with a top-level string ``event`` counts there instead), ``actor`` (top-level ``actor``),
 ``entity`` (``redaction.entities``: redacted values per type), ``action`` and ``actor_action`` (audit records: a
 top-level ``audit`` object with an ``action``). Keys are those fields' values, at most ``MAX_KEY_CHARS`` characters;
-nothing else of a line is kept.
+nothing else of a line is kept. The ``event`` of another program's JSON is often its message (structlog's is), so
+it is counted under ``hashed(event)`` — only the library's own records (redacted where they were written) keep
+their event names.
 """
 
 from __future__ import annotations
 
 import calendar
+import hashlib
 import json
 import re
 from collections import Counter
@@ -19,7 +22,7 @@ from typing import Any
 
 from ..config import ALERT_DIMENSIONS
 
-__all__ = ["DIMENSIONS", "MAX_KEY_CHARS", "EventSeconds", "Tally", "record_fields", "regex_fields"]
+__all__ = ["DIMENSIONS", "MAX_KEY_CHARS", "EventSeconds", "Tally", "hashed", "record_fields", "regex_fields"]
 
 DIMENSIONS = ALERT_DIMENSIONS
 MAX_KEY_CHARS = 200
@@ -36,6 +39,11 @@ ENTITIES = re.compile(rb'"redaction": ?\{"entities": ?\{([^{}]*)\}')
 ENTITY = re.compile(rb'"((?:[^"\\]|\\.)*)": ?(\d{1,9})')
 _UTC = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 _TEXT_TIME = re.compile(rb"\s*\[?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,]\d+)?(Z|[+-]\d\d:?\d\d)?")
+
+
+def hashed(text: str) -> str:
+    """``sha256:<16 hex>``: the first 64 bits of the SHA-256 of ``text`` (UTF-8), marked as a hash."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass
@@ -179,9 +187,12 @@ def regex_fields(out: Tally, line: bytes, second: int, logger: str, wanted: froz
 
 
 def record_fields(out: Tally, doc: dict[str, Any], second: int, logger: str | None, level: str | None,
-                  wanted: frozenset[str], *, head_counted: bool = False) -> None:
-    """Every dimension but volume, from a parsed record (``head_counted``: its logger is counted already)."""
+                  wanted: frozenset[str], *, head_counted: bool = False, foreign: bool = False) -> None:
+    """Every dimension but volume, from a parsed record (``head_counted``: its logger is counted already;
+    ``foreign``: another program's record, whose event is counted hashed)."""
     event = value_key(doc.get("event")) if isinstance(doc.get("event"), str) else None
+    if event is not None and foreign:
+        event = hashed(event)
     related = {"levels": level} if level else {}
     if event is not None and "event" in wanted:
         out.add("event", event, second, **related, **({"loggers": logger} if logger else {}))

@@ -54,6 +54,7 @@ class AlertObserver(PipelineObserver):
         self._evicted: Counter[str] = Counter()
         self._saved = wall()
         self._closed = False
+        self._related: dict[str, list[str]] = {}  # open incident id → the alerts raised with it
         self._load()
 
     # -- observer hooks
@@ -96,15 +97,22 @@ class AlertObserver(PipelineObserver):
         self._sync_metrics()
         documents = [alert_document(alert, host=self.host, detected_at=wall) for alert in alerts]
         for alert, document in zip(alerts, documents, strict=True):
-            # Alerts raised together for overlapping windows are usually one incident seen from several sides.
-            document["related_alerts"] = [other["id"] for peer, other in zip(alerts, documents, strict=True)
-                                          if other is not document and peer.window_start < alert.window_end
-                                          and alert.window_start < peer.window_end]
+            # Alerts raised together for overlapping windows are usually one incident seen from several sides; an
+            # incident's later events keep naming them.
+            related = self._related.setdefault(document["id"], [])
+            for peer, other in zip(alerts, documents, strict=True):
+                if (other["id"] != document["id"] and other["id"] not in related
+                        and peer.window_start < alert.window_end and alert.window_start < peer.window_end):
+                    related.append(other["id"])
+            document["related_alerts"] = list(related)
+            if not alert.ongoing:
+                self._related.pop(document["id"], None)
         for alert, document in zip(alerts, documents, strict=True):
             body = encode_alert(document)
-            log.warning("anomaly alert", extra={"alert": document["id"], "dimension": alert.dimension,
-                                                "count": alert.count, "baseline": alert.baseline})
-            if self.metrics is not None:
+            log.warning("anomaly alert", extra={"alert": document["id"], "state": alert.state,
+                                                "dimension": alert.dimension, "count": alert.count,
+                                                "baseline": alert.baseline})
+            if self.metrics is not None and alert.state == "open":
                 self.metrics.alerts.labels(alert.dimension).inc()
             for destination in self.destinations:
                 if isinstance(destination, BackgroundDelivery):

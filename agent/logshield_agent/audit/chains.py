@@ -6,6 +6,23 @@ object yields, per stream, a *segment*: its first record (sequence number, cover
 (sequence number, chain value), plus the problems inside it. Segments of a stream are then sorted by sequence number
 and each must continue the previous one: next seq = last seq + 1, and the chain link from the previous segment's last
 value to the next segment's first record must hold. Memory is one small segment per (object, stream).
+
+**Kinds of chain.** A stream declares its kind in its first record (``stream_start.chain``: ``sha256`` or
+``hmac-sha256``), which is usually in another object than most of its links. So each link is classified where it is
+found — it verifies as plain SHA-256, as HMAC with the verifier's key (``LOGSHIELD_CHAIN_KEY``), or as neither —
+and the joiner judges the links once it knows the stream's kind:
+
+- ``sha256``: every link must be a plain SHA-256 link (with or without a key: the key is not used for it). With a
+  key given, such a stream is reported as unkeyed (anyone can recompute its chain; only the digests protect it), and
+  with ``require_keyed`` that is a finding. A stream that continues an HMAC stream (its ``stream_start.previous``)
+  but declares ``sha256`` is a finding: a keyed chain was rewritten as an unkeyed one (``chain-downgrade``).
+- ``hmac-sha256``: with the key, every link must be an HMAC link; without it, the links cannot be checked (a note,
+  neither a pass nor a failure) — except that a link which verifies as plain SHA-256 is a finding, since a keyed
+  stream has none: it was rewritten by someone without the key.
+- unknown (the stream's first record is not among the objects checked): the links must all be of one kind, the kind
+  most of them verify as; without a key and without any plain link, nothing can be said (a note).
+
+Sequence numbers, gaps, duplicates and lost tails are checked whatever the kind.
 """
 
 from __future__ import annotations
@@ -14,15 +31,19 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from presidio_logshield.audit import split_sealed
 
-__all__ = ["ChainIssue", "ChainJoiner", "ObjectChains", "Segment", "object_segments"]
+__all__ = ["KEYED", "PLAIN", "ChainIssue", "ChainJoiner", "ObjectChains", "Segment", "object_segments"]
 
 GENESIS = "0" * 64
+PLAIN, KEYED, NEITHER = "plain", "keyed", "none"  # what a link verifies as
+DECLARED = {"sha256": PLAIN, "hmac-sha256": KEYED}
+SAMPLES = 20  # links kept per stream and outcome (as issues); beyond, a count
 _TAIL = re.compile(rb'"stream":"((?:[^"\\]|\\.)*)","seq":(\d+)}$')
 
 
@@ -40,7 +61,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class ChainIssue:
-    kind: str  # chain-gap, chain-reorder, chain-mismatch, chain-duplicate
+    kind: str  # chain-gap, chain-reorder, chain-mismatch, chain-duplicate, chain-downgrade, chain-unkeyed
     key: str
     stream: str
     detail: str
@@ -50,7 +71,52 @@ def _link(key: bytes | None, previous: str, body: bytes) -> str:
     message = previous.encode() + b"\n" + body
     if key is None:
         return hashlib.sha256(message).hexdigest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()
+
+
+class _Links:
+    """Classifies links, trying first the kind that verified last (one hash per link on a healthy stream). Keeps
+    counts per stream and outcome, and the first few links of each (as issues, built only when kept)."""
+
+    def __init__(self, chain_key: bytes | None) -> None:
+        self.chain_key = chain_key
+        self.counts: dict[str, Counter[str]] = {}
+        self.samples: dict[tuple[str, str], list[ChainIssue]] = {}
+        self._preferred: dict[str, str] = {}
+
+    def check(self, stream: str, previous: str, body: bytes, chain: str, issue: Callable[[], ChainIssue]) -> str:
+        first = self._preferred.get(stream, KEYED if self.chain_key is not None else PLAIN)
+        order = (first,) if self.chain_key is None else (first, PLAIN if first == KEYED else KEYED)
+        outcome = NEITHER
+        for kind in order:
+            if hmac.compare_digest(_link(self.chain_key if kind == KEYED else None, previous, body), chain):
+                outcome = self._preferred[stream] = kind
+                break
+        counts = self.counts.get(stream)
+        if counts is None:
+            counts = self.counts[stream] = Counter()
+        counts[outcome] += 1
+        if counts[outcome] <= SAMPLES:
+            self.samples.setdefault((stream, outcome), []).append(issue())
+        return outcome
+
+    def merge(self, other: _Links) -> None:
+        for stream, counts in other.counts.items():
+            self.counts.setdefault(stream, Counter()).update(counts)
+        for where, issues in other.samples.items():
+            kept = self.samples.setdefault(where, [])
+            kept.extend(issues[:max(SAMPLES - len(kept), 0)])
+
+    def bad(self, stream: str, outcomes: Iterable[str]) -> list[ChainIssue]:
+        out: list[ChainIssue] = []
+        for outcome in outcomes:
+            kept = self.samples.get((stream, outcome), [])
+            out += kept
+            more = self.counts.get(stream, Counter())[outcome] - len(kept)
+            if more > 0:
+                out.append(ChainIssue("chain-mismatch", kept[-1].key if kept else "", stream,
+                                      f"… and {more} more such links"))
+        return out
 
 
 def _position(body: bytes) -> tuple[str, int, dict[str, Any] | None] | None:
@@ -61,6 +127,8 @@ def _position(body: bytes) -> tuple[str, int, dict[str, Any] | None] | None:
     try:
         doc = json.loads(body)
     except ValueError:
+        return None
+    if not isinstance(doc, dict):
         return None
     stream, seq = doc.get("stream"), doc.get("seq")
     if not isinstance(stream, str) or not isinstance(seq, int):
@@ -73,17 +141,15 @@ def _position(body: bytes) -> tuple[str, int, dict[str, Any] | None] | None:
 class ObjectChains:
     segments: list[Segment] = field(default_factory=list)
     issues: list[ChainIssue] = field(default_factory=list)
-    #: Links that did not verify. Whether that is tampering depends on the stream's kind of chain (an HMAC chain
-    #: cannot be checked without its key), which only the whole archive tells: the joiner decides.
-    link_failures: list[ChainIssue] = field(default_factory=list)
-    links_ok: dict[str, int] = field(default_factory=dict)
+    links: _Links | None = None  # each link's outcome, judged by the joiner (it knows each stream's kind)
     sealed: int = 0
     unsealed: int = 0
 
 
 def object_segments(key: str, lines: Iterable[bytes], chain_key: bytes | None) -> ObjectChains:
     """Check the chains inside one object and summarise each stream in it as a segment."""
-    out = ObjectChains()
+    links = _Links(chain_key)
+    out = ObjectChains(links=links)
     open_segments: dict[str, Segment] = {}
     for number, line in enumerate(lines, 1):
         sealed = split_sealed(line)
@@ -100,7 +166,7 @@ def object_segments(key: str, lines: Iterable[bytes], chain_key: bytes | None) -
         segment = open_segments.get(stream)
         if segment is None:
             if seq == 1 and start is None:
-                start = (_position_from_json(body) or {}).get("stream_start")
+                start = (_json_object(body) or {}).get("stream_start")
             segment = Segment(stream, seq, body, chain, seq, chain, key, start if isinstance(start, dict) else None)
             open_segments[stream] = segment
             out.segments.append(segment)
@@ -108,16 +174,15 @@ def object_segments(key: str, lines: Iterable[bytes], chain_key: bytes | None) -
         if seq != segment.last_seq + 1:
             kind = "chain-gap" if seq > segment.last_seq + 1 else "chain-reorder"
             out.issues.append(ChainIssue(kind, key, stream, f"line {number}: seq {seq} after {segment.last_seq}"))
-        elif _keyed_ok(chain_key, segment.last_chain, body, chain):
-            out.links_ok[stream] = out.links_ok.get(stream, 0) + 1
         else:
-            out.link_failures.append(ChainIssue("chain-mismatch", key, stream,
-                                                f"line {number}: chain value wrong at seq {seq}"))
+            links.check(stream, segment.last_chain, body, chain,
+                        lambda n=number, s=seq, st=stream: ChainIssue("chain-mismatch", key, st,
+                                                                     f"line {n}: chain value wrong at seq {s}"))
         segment.last_seq, segment.last_chain = seq, chain
     return out
 
 
-def _position_from_json(body: bytes) -> dict[str, Any] | None:
+def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         doc = json.loads(body)
     except ValueError:
@@ -125,34 +190,24 @@ def _position_from_json(body: bytes) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _keyed_ok(chain_key: bytes | None, previous: str, body: bytes, chain: str) -> bool:
-    return hmac.compare_digest(_link(chain_key, previous, body), chain)
-
-
 class ChainJoiner:
     """Collects segments from every object, then checks that each stream's segments continue one another."""
 
-    def __init__(self, chain_key: bytes | None, *, windowed: bool) -> None:
+    def __init__(self, chain_key: bytes | None, *, windowed: bool, require_keyed: bool = False) -> None:
         self.chain_key = chain_key
         self.windowed = windowed  # with --since, a stream may begin before the window: not a gap
+        self.require_keyed = require_keyed
         self.segments: dict[str, list[Segment]] = {}
-        self.link_failures: dict[str, list[ChainIssue]] = {}
-        self.links_ok: dict[str, int] = {}
-        self.unverifiable: set[str] = set()
+        self.links = _Links(chain_key)
+        self.unverifiable: set[str] = set()  # HMAC streams (or of unknown kind) whose links need the key
+        self.unkeyed: set[str] = set()  # sha256 streams, reported when a key was given
+        self.kinds: dict[str, str] = {}  # stream → the kind its links were judged as
 
     def add(self, chains: ObjectChains) -> None:
         for segment in chains.segments:
             self.segments.setdefault(segment.stream, []).append(segment)
-        for failure in chains.link_failures:
-            self.link_failures.setdefault(failure.stream, []).append(failure)
-        for stream, n in chains.links_ok.items():
-            self.links_ok[stream] = self.links_ok.get(stream, 0) + n
-
-    def _link(self, stream: str, previous: str, body: bytes, chain: str, failure: ChainIssue) -> None:
-        if _keyed_ok(self.chain_key, previous, body, chain):
-            self.links_ok[stream] = self.links_ok.get(stream, 0) + 1
-        else:
-            self.link_failures.setdefault(stream, []).append(failure)
+        if chains.links is not None:
+            self.links.merge(chains.links)
 
     def check(self) -> list[ChainIssue]:
         issues: list[ChainIssue] = []
@@ -164,8 +219,9 @@ class ChainJoiner:
                 issues.append(ChainIssue("chain-gap", first.key, stream,
                                          f"stream begins at seq {first.first_seq}: earlier records are missing"))
             elif first.first_seq == 1:
-                self._link(stream, GENESIS, first.first_body, first.first_chain,
-                           ChainIssue("chain-mismatch", first.key, stream, "chain value wrong at seq 1"))
+                self.links.check(stream, GENESIS, first.first_body, first.first_chain,
+                                 lambda f=first, st=stream: ChainIssue("chain-mismatch", f.key, st,
+                                                                       "chain value wrong at seq 1"))
             for before, after in zip(segments, segments[1:], strict=False):
                 if after.first_seq <= before.last_seq:
                     issues.append(ChainIssue("chain-duplicate", after.key, stream,
@@ -175,40 +231,68 @@ class ChainJoiner:
                                              f"seq {before.last_seq + 1}-{after.first_seq - 1} missing "
                                              f"(after {before.key})"))
                 else:
-                    self._link(stream, before.last_chain, after.first_body, after.first_chain,
-                               ChainIssue("chain-mismatch", after.key, stream,
-                                          f"seq {after.first_seq} does not continue {before.key}"))
+                    self.links.check(stream, before.last_chain, after.first_body, after.first_chain,
+                                     lambda b=before, a=after, st=stream: ChainIssue(
+                                         "chain-mismatch", a.key, st, f"seq {a.first_seq} does not continue {b.key}"))
             tips[stream] = (segments[-1].last_seq, segments[-1].last_chain)
+        for stream, segments in self.segments.items():
             issues.extend(self._link_verdict(stream, segments))
         issues.extend(self._check_restarts(tips))
         return issues
 
+    @staticmethod
+    def declared(segments: list[Segment]) -> str | None:
+        """``plain`` / ``keyed`` as the stream's first record declares, None when it is not among the segments."""
+        start = segments[0].start if segments[0].first_seq == 1 else None
+        return DECLARED.get(str(start.get("chain"))) if start else None
+
     def _link_verdict(self, stream: str, segments: list[Segment]) -> list[ChainIssue]:
-        """Failed links are tampering — unless the stream is an HMAC chain and no key was given (then nothing can
-        be said of its links; likewise when no link verified at all and the kind of chain is unknown)."""
-        failures = self.link_failures.get(stream, [])
-        keyed = any(s.start and s.start.get("chain") == "hmac-sha256" for s in segments)
-        if self.chain_key is None and (keyed or (failures and not self.links_ok.get(stream))):
-            self.unverifiable.add(stream)
+        counts = self.links.counts.get(stream, Counter())
+        kind = self.declared(segments)
+        if kind is None:  # the kind most links verify as; none verified: the key decides what can be said
+            kind = max((KEYED, PLAIN), key=lambda k: (counts[k], k == KEYED)) if counts[KEYED] or counts[PLAIN] \
+                else KEYED if self.chain_key is not None else None
+        if kind is None:
+            if counts[NEITHER]:
+                self.unverifiable.add(stream)
             return []
-        return failures
+        self.kinds[stream] = kind
+        if kind == PLAIN:
+            if self.chain_key is not None:
+                self.unkeyed.add(stream)
+            return self.links.bad(stream, (NEITHER, KEYED))
+        if self.chain_key is None:
+            if counts[NEITHER]:
+                self.unverifiable.add(stream)
+            return [ChainIssue("chain-mismatch", i.key, stream, f"{i.detail}: an unkeyed SHA-256 link in a stream "
+                               "that declares an HMAC chain (rewritten without the key)")
+                    for i in self.links.bad(stream, (PLAIN,))]
+        return self.links.bad(stream, (NEITHER, PLAIN))
 
     def _check_restarts(self, tips: dict[str, tuple[int, str]]) -> list[ChainIssue]:
-        """A stream that names its predecessor's last seq: the predecessor must reach it (its tail not lost)."""
+        """A stream that names its predecessor's last seq: the predecessor must reach it (its tail not lost), and a
+        keyed predecessor is not followed by an unkeyed stream."""
         issues = []
         for stream, segments in self.segments.items():
             start = segments[0].start if segments[0].first_seq == 1 else None
-            if not start or not start.get("previous") or not isinstance(start.get("previous_seq"), int):
+            if not start or not start.get("previous"):
                 continue
-            tip = tips.get(str(start["previous"]))
-            if tip is None:
+            previous = str(start["previous"])
+            if self.kinds.get(stream) == PLAIN and self.kinds.get(previous) == KEYED:
+                issues.append(ChainIssue("chain-downgrade", segments[0].key, stream,
+                                         f"an unkeyed chain continues the HMAC-chained stream {previous}"))
+            tip = tips.get(previous)
+            if tip is None or not isinstance(start.get("previous_seq"), int):
                 continue
             if tip[0] < start["previous_seq"]:
                 issues.append(ChainIssue("chain-gap", segments[0].key, stream,
-                                         f"the previous stream {start['previous']} ends at seq {tip[0]} but reached "
+                                         f"the previous stream {previous} ends at seq {tip[0]} but reached "
                                          f"seq {start['previous_seq']} before this one started"))
             elif tip[0] == start["previous_seq"] and tip[1] != start.get("previous_chain"):
                 issues.append(ChainIssue("chain-mismatch", segments[0].key, stream,
-                                         f"the previous stream {start['previous']} ends with another chain value "
+                                         f"the previous stream {previous} ends with another chain value "
                                          "than this one recorded"))
+        if self.require_keyed:
+            issues.extend(ChainIssue("chain-unkeyed", self.segments[s][0].key, s, "an unkeyed SHA-256 chain (anyone "
+                                     "can recompute it); --require-keyed-chains") for s in sorted(self.unkeyed))
         return issues

@@ -4,7 +4,7 @@ A digest is one JSON object under ``<sink prefix>/_digest/host=<host>/dt=<day>/<
 
     {"format": "logshield-digest/1", "host": "web-1", "seq": 42,
      "period_start": "2026-11-24T09:00:00+00:00", "period_end": "2026-11-24T10:00:00+00:00",
-     "agent_start": "2026-11-24T07:12:03+00:00",
+     "agent_start": "2026-11-24T07:12:03+00:00", "kind": "period", "interval": 3600,
      "previous": {"key": "_digest/…-00000041.json", "sha256": "…"},
      "public_key": "ed25519:<sha256 of the raw public key>",
      "objects": [{"key": …, "sha256": …, "size": …, "lines": …, "source": …, "byte_start": …, "byte_end": …,
@@ -12,8 +12,13 @@ A digest is one JSON object under ``<sink prefix>/_digest/host=<host>/dt=<day>/<
      "signature": "<base64 Ed25519 over every byte of the object before ,\\"signature\\">"}
 
 Digests of one host form a chain (``seq`` + ``previous``); a period without objects still gets a digest, so silence
-is recorded too. Everything in it is a pure function of the ledger and the period: a digest rebuilt after a crash has
-the same key and the same bytes (and the conditional put treats it as already there).
+is recorded too. ``kind`` says why a digest was written: ``start`` (the agent started: written before it has shipped
+anything, so every object of a run follows a digest of that run), ``period`` (the interval ended) or ``final`` (the
+agent stopped: nothing of this run follows). ``interval`` is ``LOGSHIELD_DIGEST_INTERVAL``, so a verifier can tell
+how recent the newest digest must be. Digests written before these two fields existed have neither (a verifier treats
+them as ``period`` digests of a one-hour interval). Everything in a digest is a pure function of the ledger and the
+period: a digest rebuilt after a crash has the same key and the same bytes (and the conditional put treats it as
+already there).
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["DIGEST_FORMAT", "DIGEST_PREFIX", "DigestEntry", "ParsedDigest", "digest_key", "encode_digest",
-           "parse_digest", "parse_digest_key", "record_position"]
+__all__ = ["DIGEST_FORMAT", "DIGEST_KINDS", "DIGEST_PREFIX", "DigestEntry", "ParsedDigest", "digest_key",
+           "encode_digest", "parse_digest", "parse_digest_key", "record_position"]
 
 DIGEST_FORMAT = "logshield-digest/1"
+DIGEST_KINDS = ("start", "period", "final")
 DIGEST_PREFIX = "_digest/"
 PUBLIC_KEYS_PREFIX = DIGEST_PREFIX + "public-keys/"
 _KEY = re.compile(r"(?:^|/)_digest/host=(?P<host>[^/]+)/dt=\d{4}-\d{2}-\d{2}/"

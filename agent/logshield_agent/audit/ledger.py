@@ -8,9 +8,12 @@ State in the state directory:
   atomically. ``pending`` is a digest decided but not yet known to be stored: after a crash it is rebuilt from the
   same ledger lines, byte for byte, and put again (an identical existing object counts as stored).
 
-A digest is written when the period ends (``LOGSHIELD_DIGEST_INTERVAL``, aligned to the clock), at shutdown and at
-the end of ``--once``. If the state directory is lost, the chain continues from the newest digest of this host in
-the store.
+A digest is written when the writer starts (``kind: start``, before the pipeline ships anything — or, when the store
+cannot be reached then, at the first tick or batch after), when the period ends (``period``; the interval is
+``LOGSHIELD_DIGEST_INTERVAL``, aligned to the clock) and at shutdown or the end of ``--once`` (``final``). So every
+object of a run is stored after a digest of that run, and an object stored after a ``final`` digest with no digest
+after it was not shipped by this host's agent. If the state directory is lost, the chain continues from the newest
+digest of this host in the store.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from typing import Any
 
 from .._durable import fsync_dir, write_synced
 from ..pipeline import PipelineObserver, ShippedBatch
-from ..sinks.base import Sink
+from ..sinks.base import Sink, SinkError
 from .digest import (
     DIGEST_FORMAT,
+    DIGEST_KINDS,
     DIGEST_PREFIX,
     PUBLIC_KEYS_PREFIX,
     DigestEntry,
@@ -73,9 +77,33 @@ class DigestWriter(PipelineObserver):
         self.state = self._load_state()
         self._key_published = False
         self._repair_ledger()
+        self._started = False  # the start digest is written by open(), not here: making a writer touches no store
+
+    def _start(self) -> None:
+        """The ``start`` digest (after finishing one a crash left pending). A store that cannot be reached now is
+        tried again at the next tick or batch; the digest lists what was acknowledged until then."""
+        try:
+            pending = self.state.get("pending")
+            if pending and not (pending.get("kind") == "start" and pending["agent_start"] == self.agent_start):
+                self._finish_pending()  # a crash's, then ours
+                pending = None
+            if pending:
+                self._finish_pending()
+            else:
+                self.write_digest(self.wall(), kind="start")
+        except (SinkError, OSError) as exc:
+            log.warning("cannot write the start digest yet; trying again", extra={"error": type(exc).__name__})
+            return
+        self._started = True
 
     # -- observer hooks
+    def open(self, wall: float) -> None:
+        if not self._started:
+            self._start()
+
     def batch_shipped(self, batch: ShippedBatch) -> None:
+        if not self._started:
+            self._start()
         body = batch.body
         first = body[:body.find(b"\n") + 1]
         last = body[body.rfind(b"\n", 0, len(body) - 1) + 1:]
@@ -92,6 +120,8 @@ class DigestWriter(PipelineObserver):
             os.close(fd)
 
     def tick(self, wall: float) -> None:
+        if not self._started:
+            self._start()
         if self.state.get("pending"):
             self._finish_pending()
         boundary = (self.state["period_start"] // self.interval + 1) * self.interval
@@ -101,11 +131,13 @@ class DigestWriter(PipelineObserver):
     def close(self, wall: float) -> None:
         if self.state.get("pending"):
             self._finish_pending()
-        self.write_digest(wall)
+        self.write_digest(wall, kind="final")
 
     # -- digests
-    def write_digest(self, period_end: float) -> str:
+    def write_digest(self, period_end: float, *, kind: str = "period") -> str:
         """Decide the next digest (durably), store it, then advance the chain. Returns its key."""
+        if kind not in DIGEST_KINDS:
+            raise ValueError(f"unknown digest kind {kind!r}")
         if self.state.get("previous") is None and self.state["seq"] == 0:
             self._continue_chain_from_store()
         lines = self._ledger_lines()
@@ -114,7 +146,8 @@ class DigestWriter(PipelineObserver):
         self.state["pending"] = {
             "seq": seq, "key": digest_key(self.host, datetime.fromtimestamp(period_end, timezone.utc), seq),
             "period_start": self.state["period_start"], "period_end": period_end, "agent_start": self.agent_start,
-            "previous": self.state.get("previous"), "count": len(lines),
+            "previous": self.state.get("previous"), "count": len(lines), "kind": kind,
+            "interval": int(self.interval) if float(self.interval).is_integer() else self.interval,
         }
         self._save_state()
         return self._finish_pending()
@@ -126,12 +159,14 @@ class DigestWriter(PipelineObserver):
         for line in lines:
             entry = json.loads(line)
             entries.setdefault(entry["key"], entry)  # a crash replay acknowledges a batch twice
-        doc = {
-            "format": DIGEST_FORMAT, "host": self.host, "seq": pending["seq"],
+        doc: dict[str, Any] = {"format": DIGEST_FORMAT, "host": self.host, "seq": pending["seq"]}
+        if "kind" in pending:  # (a digest decided by an older agent is rebuilt as it was)
+            doc.update(kind=pending["kind"], interval=pending["interval"])
+        doc.update({
             "period_start": _iso(pending["period_start"]), "period_end": _iso(pending["period_end"]),
             "agent_start": _iso(pending["agent_start"]), "previous": pending["previous"],
             "public_key": self.key.fingerprint, "objects": list(entries.values()),
-        }
+        })
         data = encode_digest(doc, self.key.sign)
         sha = hashlib.sha256(data).hexdigest()
         self._publish_public_key()

@@ -3,7 +3,9 @@
 The private key comes from ``LOGSHIELD_DIGEST_KEY`` (PEM, or base64 of the raw 32 bytes) or
 ``LOGSHIELD_DIGEST_KEY_FILE``. Without either, the agent creates one in its state directory (mode 0600) on first
 start and logs where the public key is: digests are signed from the first hour, and an operator can move to a
-managed key later (the digest chain records each key's fingerprint, so a key change is visible, not silent).
+managed key later. Each digest names its key's fingerprint, and ``verify`` reports which key signed which digests
+and treats a change of key within a host's chain as a finding unless both keys are pinned (``--public-key`` once
+per key): a key change is visible, not silent.
 """
 
 from __future__ import annotations

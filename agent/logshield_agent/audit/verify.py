@@ -1,12 +1,35 @@
 """``verify_archive``: from the archive alone, prove it complete and unaltered — or say exactly what is not.
 
-1. Digests, per host: each signature (against a pinned public key, else the key published beside the digests — a
-   warning), each key matching its content (seq, period end), the sequence without holes, each ``previous`` link
-   equal to the previous digest's key and SHA-256, and the periods following one another.
+1. Digests, per host (``digest_chains.py``): signatures (against pinned keys, else the keys published beside the
+   digests — a warning), signing-key changes, names agreeing with contents, the sequence without holes, each
+   ``previous`` link, the periods following one another, the predecessor of the oldest digest checked, freshness.
 2. Objects listed in digests: present, same SHA-256 and size, same number of lines; per source file, byte ranges
    that follow one another (a hole is data that never reached the store).
-3. Objects in the store that no digest lists although a later digest exists: added.
-4. Record chains inside and across objects (``chains.py``): gaps, reorderings, edits, lost tails before a restart.
+3. Objects in the store that no digest lists: read too (their lines and record chains are checked like the others,
+   so a copy shows as duplicated sequence numbers). Such an object is a finding when its bytes are those of a listed
+   object (a copy), when a later part of the same file is listed, when it was stored (by the store's clock, five
+   minutes' slack) before a digest that does not list it, when it was stored after its host's
+   final digest, when its host has no digest chain at all, or when it has waited longer than ``max_digest_age``;
+   otherwise it is *pending* (the next digest will list it).
+4. Record chains inside and across objects (``chains.py``): gaps, duplicates, reorderings, edits, downgrades, lost
+   tails before a restart — each stream by the kind of chain it declares.
+5. Nothing to check is not a pass: an empty archive (wrong URL or prefix), or a window without a digest, is a
+   finding; so is a host named with ``expected_hosts`` that has no digest.
+
+What this proves, and what it does not:
+
+- Every object a digest lists is there, unaltered, with all its lines, and nothing was inserted between them; each
+  host's chain of digests is unbroken from its genesis (or from the digest before the window) to its newest digest.
+- Objects stored after the newest digest are vouched for by no signature yet. They are checked for consistency
+  (hashes cannot be compared; lines and record chains are), and a fabricated object with a self-consistent new
+  unkeyed chain passes as pending until its host's next digest is due — then it is a finding.
+- Deleting a host's newest digests (and their objects) is seen only once the next digest is overdue
+  (``max_digest_age``, by default twice the digest interval plus five minutes); if the newest digest left is a
+  final one, the chain looks like an agent that stopped, which is reported as a warning, not a failure. Deleting a
+  whole host is seen only with ``expected_hosts``. S3 Object Lock / Azure immutability prevent all of these.
+- Without pinned keys, a digest proves only that it is unchanged since it was signed: an attacker who replaces a
+  chain's key *from its first digest on* is not seen (a change of key within a chain is).
+- Unkeyed record chains (``sha256``) detect accidents, not forgery; HMAC chains need ``LOGSHIELD_CHAIN_KEY``.
 
 Findings name objects, digests, sequence numbers and line numbers — never log content.
 """
@@ -15,21 +38,27 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..sinks.base import ObjectInfo, Sink
 from ..sinks.keys import parse_key
 from ..transforms.compress import decompress
 from .chains import ChainJoiner, ObjectChains, object_segments
-from .digest import DIGEST_PREFIX, PUBLIC_KEYS_PREFIX, parse_digest, parse_digest_key
-from .signing import KeyError_, fingerprint, load_public_key, verify_signature
+from .digest import DIGEST_PREFIX
+from .digest_chains import HostChain, Keyring, check_digest_chains, expected_hosts, overdue_after
 
 __all__ = ["Finding", "VerifyReport", "verify_archive"]
 
 ALERTS_PREFIX = "_alerts/"
+CHECK_PREFIX = "_check/"  # logshield-agent check's probe objects (commands/check.py)
+_ALERT_ID = re.compile(r"/([^/]+?)(?:\.\d+)?\.json$")
+#: An object stored this long before a digest that does not list it counts as added (stores stamp an object when
+#: its upload starts or ends; the agent lists it once the store has acknowledged it).
+ACK_SLACK = timedelta(seconds=300)
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,10 @@ class VerifyReport:
     findings: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: Which key signed which digests: runs of consecutive digests per host and key.
+    signers: list[dict[str, Any]] = field(default_factory=list)
+    #: Per host: digests, the newest's seq, end and kind.
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -58,125 +91,79 @@ class VerifyReport:
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def findings_by_kind(self) -> dict[str, int]:
         by_kind: dict[str, int] = {}
         for finding in self.findings:
             by_kind[finding.kind] = by_kind.get(finding.kind, 0) + 1
-        return {"ok": self.ok, "counts": dict(sorted(self.counts.items())), "findings_by_kind": by_kind,
-                "findings": [asdict(f) for f in self.findings], "warnings": [asdict(w) for w in self.warnings]}
+        return by_kind
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "counts": dict(sorted(self.counts.items())), "findings_by_kind": self.findings_by_kind,
+                "findings": [asdict(f) for f in self.findings], "warnings": [asdict(w) for w in self.warnings],
+                "signers": self.signers, "hosts": self.hosts}
 
 
-@dataclass
-class _Digest:
-    key: str
-    host: str
-    seq: int
-    end: datetime
-    sha256: str
-    doc: dict[str, Any]
+def verify_archive(sink: Sink, *, public_key: bytes | None = None, public_keys: Sequence[bytes] = (),
+                   since: datetime | None = None, until: datetime | None = None, chain_key: bytes | None = None,
+                   workers: int = 8, progress: Callable[[int, int], None] | None = None,
+                   now: datetime | None = None, max_digest_age: float | None = None,
+                   expect_hosts: Sequence[str] = (), require_keyed_chains: bool = False) -> VerifyReport:
+    """Check the archive behind ``sink``; ``since``/``until`` limit it to digests whose period overlaps.
 
-
-def _when(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def verify_archive(sink: Sink, *, public_key: bytes | None = None, since: datetime | None = None,
-                   until: datetime | None = None, chain_key: bytes | None = None, workers: int = 8,
-                   progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Check the archive behind ``sink``; ``since``/``until`` limit it to digests whose period overlaps."""
+    ``public_key``/``public_keys``: the pinned signing keys (PEM), several for a rotation. ``max_digest_age``:
+    seconds after which a host's newest digest is overdue (default 2 × its interval + 5 min; ``math.inf``: never).
+    ``expect_hosts``: hosts that must have digests. ``now`` is for tests."""
+    now = now or datetime.now(timezone.utc)
+    windowed = since is not None or until is not None
     report = VerifyReport()
     listing: dict[str, ObjectInfo] = {info.key: info for info in sink.list("")}
-    pinned = load_public_key(public_key, "--public-key") if public_key is not None else None
-    if pinned is None:
-        report.warn("key-not-pinned", "", "no --public-key given: digests are checked against the key published "
-                    "in the archive itself, which proves integrity but not who signed")
-    digests = _check_digests(sink, listing, report, pinned, since, until)
-    if not report.counts.get("digests") and any(parse_key(key) for key in listing):
-        report.add("no-digests", "", "the archive holds log objects but no digest: nothing proves what it should "
-                   "contain (was LOGSHIELD_DIGEST off?)")
-    entries = _digest_entries(digests, report)
-    _check_byte_ranges(entries, report, windowed=since is not None)
-    _check_undigested(listing, entries, digests, report, since, until)
-    joiner = ChainJoiner(chain_key, windowed=since is not None)
-    _check_objects(sink, listing, entries, report, joiner, workers, progress)
+    keyring = Keyring.load([*([public_key] if public_key is not None else []), *public_keys], sink, listing)
+    chains = check_digest_chains(sink, listing, report, keyring, since=since, until=until, now=now,
+                                 max_age=max_digest_age)
+    expected_hosts(chains, report, expect_hosts, windowed=windowed)
+    in_window = [d for chain in chains.values() for d in chain.in_window]
+    entries = _digest_entries(in_window, report)
+    _check_byte_ranges(entries, report, windowed=windowed)
+    undigested = _check_undigested(listing, entries, chains, report, since, until, now, max_digest_age)
+    joiner = ChainJoiner(chain_key, windowed=windowed, require_keyed=require_keyed_chains)
+    _check_objects(sink, listing, entries, undigested, report, joiner, workers, progress)
     for issue in joiner.check():
         report.add(issue.kind, issue.key, f"stream {issue.stream}: {issue.detail}")
-    for stream in sorted(joiner.unverifiable):
-        report.warn("chain-key-missing", "", f"stream {stream} is an HMAC chain: give LOGSHIELD_CHAIN_KEY to check "
-                    "its links (sequence numbers were checked)")
-    report.counts["alerts"] = sum(1 for key in listing if key.startswith(ALERTS_PREFIX))
+    if joiner.unverifiable:
+        report.warn("chain-key-missing", "", f"{len(joiner.unverifiable)} stream(s) are HMAC chains whose links "
+                    "were not checked (unverifiable without LOGSHIELD_CHAIN_KEY; sequence numbers were checked): "
+                    + ", ".join(sorted(joiner.unverifiable)[:5]) + (" …" if len(joiner.unverifiable) > 5 else ""))
+    if joiner.unkeyed and chain_key is not None and not require_keyed_chains:
+        report.warn("chain-unkeyed", "", f"{len(joiner.unkeyed)} stream(s) declare unkeyed SHA-256 chains, which "
+                    "anyone can recompute (only the digests protect them): " + ", ".join(sorted(joiner.unkeyed)[:5])
+                    + (" …" if len(joiner.unkeyed) > 5 else ""))
+    report.counts["streams_unverifiable"] = len(joiner.unverifiable)
+    _nothing_checked(listing, chains, report, windowed=windowed, since=since, until=until)
+    alerts = {m.group(1) for key in listing if key.startswith(ALERTS_PREFIX) and (m := _ALERT_ID.search(key))}
+    report.counts["alerts"] = len(alerts)
+    report.hosts = {host: {"digests": len(c.digests), "in_window": len(c.in_window), "newest_seq": c.newest.seq,
+                           "newest_end": c.newest.end.isoformat(), "newest_kind": c.newest.kind}
+                    for host, c in sorted(chains.items())}
     return report
 
 
-# -- digests ------------------------------------------------------------------------------------------------------
-def _check_digests(sink: Sink, listing: dict[str, ObjectInfo], report: VerifyReport, pinned: Any,
-                   since: datetime | None, until: datetime | None) -> list[_Digest]:
-    published: dict[str, Any] = {}
-    for key in listing:
-        if key.startswith(PUBLIC_KEYS_PREFIX):
-            try:
-                public = load_public_key(sink.get(key), key)
-            except (KeyError_, KeyError):
-                continue
-            published[fingerprint(public)] = public
-    by_host: dict[str, list[_Digest]] = {}
-    for key in sorted(listing):
-        if not key.startswith(DIGEST_PREFIX) or key.startswith(PUBLIC_KEYS_PREFIX):
-            continue
-        parsed_key = parse_digest_key(key)
-        if parsed_key is None:
-            report.add("digest-unreadable", key, "not a digest name")
-            continue
-        host, end, seq = parsed_key
-        data = sink.get(key)
-        try:
-            parsed = parse_digest(data)
-        except ValueError:
-            report.add("digest-unreadable", key, "not a logshield digest")
-            continue
-        doc = parsed.doc
-        signer = pinned if pinned is not None else published.get(doc.get("public_key", ""))
-        if pinned is not None and doc.get("public_key") != fingerprint(pinned):
-            report.add("digest-signature", key, f"signed by {doc.get('public_key')}, not the pinned key")
-        elif signer is None:
-            report.add("digest-signature", key, "its public key is not in the archive; give --public-key")
-        elif parsed.signature is None or not verify_signature(signer, parsed.signature, parsed.signed):
-            report.add("digest-signature", key, "the signature does not match the content")
-        if doc.get("seq") != seq or doc.get("host") != host or _when(doc["period_end"]) != end:
-            report.add("digest-order", key, f"the name says host {host} seq {seq} ending {end.isoformat()}, the "
-                       f"content says host {doc.get('host')} seq {doc.get('seq')} ending {doc.get('period_end')}")
-        by_host.setdefault(host, []).append(_Digest(key, host, seq, end, hashlib.sha256(data).hexdigest(), doc))
-    kept: list[_Digest] = []
-    for host, chain in by_host.items():
-        chain.sort(key=lambda d: d.seq)
-        for before, after in zip(chain, chain[1:], strict=False):
-            if after.seq != before.seq + 1:
-                report.add("digest-missing", after.key, f"digests {before.seq + 1}..{after.seq - 1} of host {host} "
-                           "are missing")
-            previous = after.doc.get("previous") or {}
-            if previous.get("key") != before.key or previous.get("sha256") != before.sha256:
-                report.add("digest-chain", after.key, f"does not point to {before.key} as it is now (missing, "
-                           "changed or reordered digest)")
-            if after.doc.get("period_start") != before.doc.get("period_end"):
-                report.add("digest-gap", after.key, f"period starts {after.doc.get('period_start')}, the previous "
-                           f"ended {before.doc.get('period_end')}")
-        if chain and chain[0].seq != 1 and chain[0].doc.get("previous") and since is None:
-            first = chain[0]
-            if first.doc["previous"].get("key") not in listing:
-                report.add("digest-missing", first.key, f"the digest before it ({first.doc['previous'].get('key')}) "
-                           "is missing")
-        report.count("digests", len(chain))
-        kept.extend(d for d in chain if _overlaps(d, since, until))
-    return kept
+def _nothing_checked(listing: dict[str, ObjectInfo], chains: dict[str, HostChain], report: VerifyReport, *,
+                     windowed: bool, since: datetime | None, until: datetime | None) -> None:
+    if not listing:
+        report.add("archive-empty", "", "nothing to verify: the archive has no digest and no object (a wrong URL or "
+                   "prefix?)")
+    elif not chains and not any(parse_key(key) for key in listing):
+        report.add("archive-empty", "", "nothing to verify: no digest and no log object under this URL (a wrong "
+                   "prefix?)")
+    elif windowed and chains and not any(c.in_window for c in chains.values()):
+        span = f"{since:%Y-%m-%d %H:%M} UTC" if since else "the start"
+        span += f" – {until:%Y-%m-%d %H:%M} UTC" if until else " on"
+        report.add("no-digest-in-window", "", f"no digest covers {span}: nothing in that window is vouched for "
+                   "(digests are written every interval even when idle, so an agent that ran then wrote some)")
 
 
-def _overlaps(digest: _Digest, since: datetime | None, until: datetime | None) -> bool:
-    start = _when(digest.doc.get("period_start", digest.end.isoformat()))
-    return (since is None or digest.end >= since) and (until is None or start <= until)
-
-
-def _digest_entries(digests: list[_Digest], report: VerifyReport) -> dict[str, dict[str, Any]]:
+def _digest_entries(digests: Iterable[Any], report: VerifyReport) -> dict[str, dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
     for digest in digests:
         for entry in digest.doc.get("objects", ()):
@@ -206,46 +193,73 @@ def _check_byte_ranges(entries: dict[str, dict[str, Any]], report: VerifyReport,
                 report.add("byte-overlap", after["key"], f"source {source[:12]}: overlaps {before['key']}")
 
 
-def _check_undigested(listing: dict[str, ObjectInfo], entries: dict[str, dict[str, Any]], digests: list[_Digest],
-                      report: VerifyReport, since: datetime | None, until: datetime | None) -> None:
-    newest: dict[str, datetime] = {}
-    for digest in digests:
-        newest[digest.host] = max(newest.get(digest.host, digest.end), digest.end)
+def _check_undigested(listing: dict[str, ObjectInfo], entries: dict[str, dict[str, Any]],
+                      chains: dict[str, HostChain], report: VerifyReport, since: datetime | None,
+                      until: datetime | None, now: datetime, max_age: float | None) -> list[str]:
+    """Objects no digest (of the window) lists: findings, or pending. Returns every such key, to be read."""
     ranges: dict[str, list[tuple[int, int, str]]] = {}
     for entry in entries.values():
         ranges.setdefault(entry["source"][:12], []).append((entry["byte_start"], entry["byte_end"], entry["key"]))
-    for key, info in listing.items():
+    listed_anywhere = {o["key"] for chain in chains.values() for d in chain.digests for o in d.doc.get("objects", ())}
+    orphans: dict[str, int] = {}
+    out: list[str] = []
+    for key, info in sorted(listing.items()):
         parts = parse_key(key)
         if parts is None or key in entries:
-            if parts is None and not key.startswith((DIGEST_PREFIX, ALERTS_PREFIX)):
+            if parts is None and key.startswith(CHECK_PREFIX):
+                report.warn("check-probe", key, "a probe object `logshield-agent check` could not delete")
+            elif parts is None and not key.startswith((DIGEST_PREFIX, ALERTS_PREFIX)):
                 report.warn("unknown-object", key, "not a log object, digest or alert")
             continue
         partition = datetime.fromisoformat(f"{parts.dt}T{parts.hour}:00:00+00:00")
-        if (since is not None and partition < since) or (until is not None and partition > until):
+        if (since is not None and partition < since - timedelta(hours=1)) or (until is not None and partition > until):
             continue
-        covered = newest.get(parts.host)
+        if key in listed_anywhere:
+            continue  # listed by a digest outside the window
+        out.append(key)
+        chain = chains.get(parts.host)
         modified = info.last_modified
-        twin = next((k for start, end, k in ranges.get(parts.fingerprint12, ())
-                     if parts.start < end and start < parts.end), None)
-        if twin is not None:
+        same_file = ranges.get(parts.fingerprint12, ())
+        twin = next((k for start, end, k in same_file if parts.start < end and start < parts.end), None)
+        # One file's batches are shipped one at a time, in order: a later part of the file in a digest means this
+        # part was acknowledged before it, so that digest (or an earlier one) would list it.
+        later = next((k for start, _, k in same_file if start >= parts.end), None)
+        if chain is None:
+            orphans[parts.host] = orphans.get(parts.host, 0) + 1
+        elif twin is not None:
             report.add("object-added", key, f"in no digest, and its bytes are those of {twin} (a copy)")
-        elif covered is not None and (modified is None or modified <= covered):
-            report.add("object-added", key, "in the store but in no digest, although a later digest exists")
+        elif later is not None:
+            report.add("object-added", key, f"in no digest, although a later part of the same file ({later}) is")
+        elif modified is not None and modified + ACK_SLACK <= chain.newest.end:
+            report.add("object-added", key, f"stored {modified:%Y-%m-%d %H:%M:%S} UTC, but the later digests of "
+                       f"host {parts.host} (up to seq {chain.newest.seq}) do not list it")
+        elif chain.newest.kind == "final":
+            report.add("object-added", key, f"in no digest, and stored after host {parts.host}'s final digest "
+                       f"(seq {chain.newest.seq}, its agent stopped {chain.newest.end:%Y-%m-%d %H:%M:%S} UTC)")
+        elif modified is not None and (now - modified).total_seconds() > overdue_after(chain, max_age):
+            report.add("object-undigested", key, f"stored {modified:%Y-%m-%d %H:%M:%S} UTC and still in no digest: "
+                       "the digest that should list it is missing")
         else:
             report.count("pending")  # shipped after the newest digest: the next digest will list it
+    for host, n in sorted(orphans.items()):
+        report.add("no-digests", f"service=*/host={host}/", f"{n} log object(s) of host {host} but no digest of "
+                   "it at all: nothing proves what they should contain (its digests were removed, or it ran with "
+                   "LOGSHIELD_DIGEST=off)")
+    return out
 
 
 # -- objects ------------------------------------------------------------------------------------------------------
 def _check_objects(sink: Sink, listing: dict[str, ObjectInfo], entries: dict[str, dict[str, Any]],
-                   report: VerifyReport, joiner: ChainJoiner, workers: int,
+                   undigested: list[str], report: VerifyReport, joiner: ChainJoiner, workers: int,
                    progress: Callable[[int, int], None] | None) -> None:
-    present = [entry for key, entry in sorted(entries.items()) if key in listing]
+    work: list[tuple[str, dict[str, Any] | None]] = [(key, entry) for key, entry in sorted(entries.items())
+                                                     if key in listing]
+    work += [(key, None) for key in undigested]
     for key in sorted(set(entries) - set(listing)):
         report.add("object-missing", key, f"listed in {entries[key]['_digest']} but not in the store")
     done = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify") as pool:
-        for result in pool.map(lambda e: _check_object(sink, e, joiner.chain_key), present):
-            findings, chains, stats = result
+        for findings, chains, stats in pool.map(lambda item: _check_object(sink, *item, joiner.chain_key), work):
             report.findings.extend(findings)
             if chains is not None:
                 joiner.add(chains)
@@ -253,22 +267,23 @@ def _check_objects(sink: Sink, listing: dict[str, ObjectInfo], entries: dict[str
                 report.count(name, n)
             done += 1
             if progress is not None:
-                progress(done, len(present))
+                progress(done, len(work))
 
 
-def _check_object(sink: Sink, entry: dict[str, Any], chain_key: bytes | None
+def _check_object(sink: Sink, key: str, entry: dict[str, Any] | None, chain_key: bytes | None
                   ) -> tuple[list[Finding], ObjectChains | None, dict[str, int]]:
-    key = entry["key"]
+    """One object: against its digest entry when it has one (else only its own consistency)."""
     findings: list[Finding] = []
     try:
         data = sink.get(key)
     except KeyError:
-        return [Finding("object-missing", key, "deleted while verifying")], None, {}
-    stats = {"objects": 1, "bytes": len(data)}
-    sha = hashlib.sha256(data).hexdigest()
-    if sha != entry["sha256"] or len(data) != entry["size"]:
-        findings.append(Finding("object-modified", key, f"sha256 {sha[:16]}… size {len(data)}, the digest says "
-                                f"{entry['sha256'][:16]}… size {entry['size']}"))
+        return ([Finding("object-missing", key, "deleted while verifying")] if entry else []), None, {}
+    stats = {"objects": 1, "bytes": len(data)} if entry else {"objects_undigested": 1, "bytes": len(data)}
+    if entry is not None:
+        sha = hashlib.sha256(data).hexdigest()
+        if sha != entry["sha256"] or len(data) != entry["size"]:
+            findings.append(Finding("object-modified", key, f"sha256 {sha[:16]}… size {len(data)}, the digest says "
+                                    f"{entry['sha256'][:16]}… size {entry['size']}"))
     parts = parse_key(key)
     try:
         body = decompress(data, parts.compression if parts else "none")
@@ -279,7 +294,7 @@ def _check_object(sink: Sink, entry: dict[str, Any], chain_key: bytes | None
     if lines and lines[-1] == b"":
         lines.pop()
     stats["lines"] = len(lines)
-    if len(lines) != entry["lines"]:
+    if entry is not None and len(lines) != entry["lines"]:
         kind = "lines-removed" if len(lines) < entry["lines"] else "lines-added"
         findings.append(Finding(kind, key, f"{len(lines)} lines, the digest says {entry['lines']}"))
     chains = object_segments(key, lines, chain_key)
@@ -287,3 +302,4 @@ def _check_object(sink: Sink, entry: dict[str, Any], chain_key: bytes | None
     findings.extend(Finding(issue.kind, issue.key, f"stream {issue.stream}: {issue.detail}")
                     for issue in chains.issues)
     return findings, chains, stats
+

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "retention": "retention",
     "report": "report",
     "verify": "verify",
+    "session": "session",
 }
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from ..config import AgentConfig, ConfigError, load_config
 from ..sinks import Sink, SinkError, sink_from_config
+
+if TYPE_CHECKING:
+    from ..sources.checkpoint import Checkpointer
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -30,6 +35,39 @@ def config_or_exit() -> AgentConfig:
         return load_config()
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
+
+
+def probe_writable(directory: Path) -> None:
+    """Create, fsync and remove a file in ``directory`` (``OSError`` when the agent could not keep state there)."""
+    path = directory / f".write-probe.{os.getpid()}.tmp"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b"probe\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def state_or_exit(config: AgentConfig) -> Checkpointer:
+    """The checkpoints, from a state directory the agent can write to; exit 2 naming LOGSHIELD_STATE_DIR if not."""
+    from ..sources.checkpoint import Checkpointer, CheckpointError
+
+    if config.state_dir.exists() and not config.state_dir.is_dir():
+        fail(f"LOGSHIELD_STATE_DIR: {config.state_dir} is not a directory", EXIT_CONFIG)
+    try:
+        checkpointer = Checkpointer.open(config.state_dir)
+    except CheckpointError as exc:
+        fail(f"LOGSHIELD_STATE_DIR: {exc}", EXIT_CONFIG)
+    except OSError as exc:
+        fail(f"LOGSHIELD_STATE_DIR: cannot use {config.state_dir} as the state directory: "
+             f"{exc.strerror or type(exc).__name__}", EXIT_CONFIG)
+    try:
+        probe_writable(config.state_dir)
+    except OSError as exc:
+        fail(f"LOGSHIELD_STATE_DIR: {config.state_dir} is not writable: {exc.strerror or type(exc).__name__}",
+             EXIT_CONFIG)
+    return checkpointer
 
 
 def sink_or_exit(config: AgentConfig) -> Sink:

@@ -20,39 +20,36 @@ HELP = "write a self-contained HTML compliance report (volume, redactions, audit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .verify import add_verify_options
+
     parser.add_argument("url", help="the archive: file:///dir, s3://bucket/prefix or azure://container/prefix")
     parser.add_argument("--since", default="7d", help="start of the period: 7d, 24h, 30m, 2w or an ISO date/time "
                         "(default 7d)")
     parser.add_argument("--until", default=None, help="end of the period (default now)")
     parser.add_argument("--out", default="report.html", help="output file (default report.html; '-' for stdout)")
-    parser.add_argument("--public-key", type=Path, help="the digest signers' public key (PEM) to pin, as for verify")
+    add_verify_options(parser)
     parser.add_argument("--no-verify", action="store_true", help="leave out the integrity check (faster)")
 
 
 def verification(sink: Sink, args: argparse.Namespace, since: datetime, until: datetime) -> VerificationView:
     """Run ``verify`` over the period and keep what the page shows."""
-    from ..audit import verify_archive
-    from ..audit.signing import KeyError_
     from ..report import VerificationView
-    from .verify import chain_key_from_env, public_key_arg
+    from .verify import reproduce_command, run_verification
 
     if args.no_verify:
         return VerificationView("not run", "verification left out (--no-verify)")
-    try:
-        report = verify_archive(sink, public_key=public_key_arg(args.public_key), since=since, until=until,
-                                chain_key=chain_key_from_env())
-    except KeyError_ as exc:
-        fail(str(exc), EXIT_CONFIG)
+    report = run_verification(sink, args, since=since, until=until)
     counts = report.counts
-    summary = (f"{counts.get('digests', 0)} digests and {counts.get('objects', 0)} objects "
-               f"({counts.get('sealed_records', 0):,} chained records) checked")
-    if report.warnings:
-        summary += "; " + "; ".join(w.detail for w in report.warnings)
-    by_kind: dict[str, int] = {}
-    for finding in report.findings:
-        by_kind[finding.kind] = by_kind.get(finding.kind, 0) + 1
-    return VerificationView("intact" if report.ok else "problems", summary, by_kind,
-                            [{"kind": f.kind, "key": f.key, "detail": f.detail} for f in report.findings])
+    summary = (f"{counts.get('digests_in_window', 0)} digests of {len(report.hosts)} host(s) and "
+               f"{counts.get('objects', 0)} listed objects ({counts.get('sealed_records', 0):,} chained records) "
+               "checked")
+    if counts.get("objects_undigested"):
+        summary += f", and {counts['objects_undigested']} objects no digest lists yet"
+    return VerificationView("intact" if report.ok else "problems", summary, report.findings_by_kind,
+                            [{"kind": f.kind, "key": f.key, "detail": f.detail} for f in report.findings],
+                            warnings=[{"kind": w.kind, "key": w.key, "detail": w.detail} for w in report.warnings],
+                            signers=list(report.signers),
+                            reproduce=reproduce_command(sink.display_url, args, since=since, until=until))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
         page = render_report(summary, checked, archive=sink.display_url, generated=now)
     if args.out == "-":
         sys.stdout.write(page)
-    else:
-        out = Path(args.out)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, out)
-        print(f"report written to {out} ({summary.records:,} records, {summary.objects:,} objects, "
+        return EXIT_FAILED if checked.status == "problems" else EXIT_OK
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    print(f"report written to {out} ({summary.records:,} records, {summary.objects:,} objects, "
               f"{len(summary.alerts)} alerts, verification: {checked.status})")
-    return EXIT_OK
+    # The page is written either way; the exit status says whether the archive verified (as `verify` does).
+    return EXIT_FAILED if checked.status == "problems" else EXIT_OK

@@ -6,7 +6,7 @@ import argparse
 
 from .._log import sanitize
 from ..sinks import SinkError
-from ._common import EXIT_FAILED, EXIT_OK, config_or_exit, fail, sink_or_exit
+from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, config_or_exit, fail, sink_or_exit
 
 HELP = "apply remote retention (lifecycle rules) for LOGSHIELD_RETENTION_DAYS"
 
@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
                    "LOGSHIELD_RETENTION_DAYS is unset, so objects are kept forever.")
             )
             return EXIT_OK
+        if not config.retention_days:
+            fail(f"LOGSHIELD_RETENTION_DAYS is not set: there is no retention to apply on {sink.display_url}; set it "
+                 "to the number of days objects must be kept (e.g. LOGSHIELD_RETENTION_DAYS=365)", EXIT_CONFIG)
         try:
             print(apply(config.retention_days))
         except SinkError as exc:

@@ -193,8 +193,19 @@ def collect(sink: Sink, since: datetime, until: datetime, *,
             summary.stored_bytes += info.size
         if progress is not None:
             progress(1)
-    summary.alerts.sort(key=lambda a: str(a.get("window_start") or a.get("time") or ""))
+    latest: dict[str, dict[str, Any]] = {}
+    for alert in summary.alerts:  # one incident, several events (open, updates, closed): its latest one
+        name = str(alert.get("id") or id(alert))
+        known = latest.get(name)
+        if known is None or _revision(alert) > _revision(known):
+            latest[name] = alert
+    summary.alerts = sorted(latest.values(), key=lambda a: str(a.get("window_start") or a.get("time") or ""))
     return summary
+
+
+def _revision(alert: dict[str, Any]) -> int:
+    revision = alert.get("revision")
+    return revision if isinstance(revision, int) else 0
 
 
 def _add_alert(sink: Sink, key: str, summary: ArchiveSummary) -> None:

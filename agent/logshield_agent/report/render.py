@@ -24,6 +24,11 @@ class VerificationView:
     summary: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: Which key signed which digests (``verify``'s ``signers``: host, key, first_seq, last_seq, digests, pinned).
+    signers: list[dict[str, Any]] = field(default_factory=list)
+    #: The ``logshield-agent verify …`` command that checks the same thing.
+    reproduce: str = ""
 
 
 _CSS = """
@@ -74,6 +79,30 @@ def _alert_label(alert: dict[str, Any]) -> str:
     return f"{dimension or alert.get('kind', 'alert')}={key}" if key is not None else str(dimension or "alert")
 
 
+def _alert_span(alert: dict[str, Any]) -> str:
+    start, end = _alert_time(alert), _parse(alert.get("window_end"))
+    if start is None:
+        return ""
+    return f"{start:%Y-%m-%d %H:%M}" + (f"–{end:%H:%M}" if end is not None and end > start else "")
+
+
+def _alert_state(alert: dict[str, Any]) -> str:
+    state = str(alert.get("state") or "closed")
+    if state == "closed" and alert.get("learned"):
+        return "closed (level learned)"
+    if state == "closed" and alert.get("end_reason") == "shutdown":
+        return "closed at shutdown"
+    return state
+
+
+def _parse(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def _verification_section(view: VerificationView) -> str:
     css = {"intact": "ok", "problems": "bad"}.get(view.status, "warn")
     headline = {"intact": "Archive intact", "problems": "Integrity problems found"}.get(view.status, "Not verified")
@@ -81,7 +110,15 @@ def _verification_section(view: VerificationView) -> str:
     if view.summary:
         parts.append(f'<p class="note">{escape(view.summary)}</p>')
     if view.counts:
-        parts.append(_table(["check", "count"], [[k, v] for k, v in sorted(view.counts.items())], {1}))
+        parts.append(_table(["finding", "count"], [[k, v] for k, v in sorted(view.counts.items())], {1}))
+    if view.signers:
+        rows = [[s.get("host", ""), f"{s.get('first_seq')}–{s.get('last_seq')}", s.get("digests", ""),
+                 s.get("key", ""), "pinned" if s.get("pinned") else "not pinned"] for s in view.signers[:50]]
+        parts.append("<h3>Signed by</h3>" + _table(["host", "digests (seq)", "count", "key", "pinned"], rows, {2}))
+    if view.warnings:
+        parts.append("<h3>Warnings</h3>" + _table(["kind", "where", "detail"],
+                                                  [[w.get("kind", ""), w.get("key", ""), w.get("detail", "")]
+                                                   for w in view.warnings[:50]]))
     if view.findings:
         rows = [[f.get("kind", ""), f.get("key") or f.get("object") or "", f.get("detail", "")]
                 for f in view.findings[:100]]
@@ -121,8 +158,8 @@ def render_report(summary: ArchiveSummary, verification: VerificationView, *, ar
     colours = {o: _OUTCOME_COLOURS.get(o, PALETTE[(i + 4) % len(PALETTE)]) for i, o in enumerate(outcomes)}
     actors = stacked_hbar_chart([(name, dict(c)) for name, c in summary.top_actors()], keys=outcomes or ["success"],
                                 colours=colours, title="Audit events by actor and outcome")
-    alert_rows = [[str(a.get("window_start") or a.get("time") or ""), _alert_label(a), a.get("count", ""),
-                   a.get("baseline", ""), a.get("id", "")] for a in summary.alerts]
+    alert_rows = [[_alert_span(a), _alert_label(a), a.get("count", ""), a.get("baseline", ""),
+                   _alert_state(a), a.get("id", "")] for a in summary.alerts]
     services: Counter[str] = summary.services
     body = [
         f"<header><h1>Compliance report</h1><p>Archive <code>{escape(archive)}</code></p>"
@@ -141,8 +178,10 @@ def render_report(summary: ArchiveSummary, verification: VerificationView, *, ar
                                                    for f in summary.audit_failures]))
            if summary.audit_failures else "") + "</section>",
         '<section id="anomalies"><h2>Anomalies</h2>'
-        + (_table(["window", "what", "count", "baseline", "alert id"], alert_rows, {2, 3}) if alert_rows
-           else '<p class="note">No anomaly alert in this period.</p>') + "</section>",
+        + ('<p class="note">One row per incident, as its latest event left it (an incident still open when the '
+           "agent last reported it says so).</p>"
+           + _table(["window (UTC)", "what", "count", "baseline", "state", "alert id"], alert_rows, {2, 3})
+           if alert_rows else '<p class="note">No anomaly alert in this period.</p>') + "</section>",
         '<section id="sources"><h2>Sources</h2>'
         + _table(["service", "records"], [[s, n] for s, n in services.most_common()], {1})
         + _table(["level", "records"], [[lv, n] for lv, n in summary.levels.most_common()], {1})
@@ -151,7 +190,8 @@ def render_report(summary: ArchiveSummary, verification: VerificationView, *, ar
         + (f'<p class="note bad">{len(summary.unreadable_objects)} objects could not be read: '
            f'{escape(", ".join(summary.unreadable_objects[:5]))}</p>' if summary.unreadable_objects else "")
         + "</section></main>",
-        f"<footer>Reproduce the verification with <code>logshield-agent verify {escape(archive)}</code>. "
+        f"<footer>Reproduce the verification with <code>"
+        f"{escape(verification.reproduce or 'logshield-agent verify ' + archive)}</code>. "
         "This page contains counts, keys and actor identifiers only — no log content.</footer>",
     ]
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -14,15 +14,27 @@ _AUTH_CODES = frozenset(
     {
         "AuthenticationFailed",
         "AuthorizationFailure",
-        "AuthorizationPermissionMismatch",
-        "AuthorizationResourceTypeMismatch",
         "AuthorizationProtocolMismatch",
         "AuthorizationSourceIPMismatch",
-        "InsufficientAccountPermissions",
         "InvalidAuthenticationInfo",
         "NoAuthenticationInformation",
     }
 )
+# The credentials are valid, the operation is not allowed to them: name what to grant.
+_PERMISSION_CODES = frozenset(
+    {"AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "InsufficientAccountPermissions"}
+)
+_PERMISSION = {
+    "put": "create and write blobs (SAS permissions c and w; Azure RBAC: Storage Blob Data Contributor)",
+    "put with immutability policy": "create and write blobs and set their immutability policy (SAS permissions c, "
+                                    "w and i)",
+    "get": "read blobs (SAS permission r)",
+    "head": "read blobs (SAS permission r)",
+    "list": "list blobs (SAS permission l)",
+    "delete": "delete blobs (SAS permission d)",
+    "check": "read the container's properties (a container-level SAS with r, or Azure RBAC: Storage Blob Data "
+             "Reader or Contributor)",
+}
 _UNAVAILABLE_CODES = frozenset({"ServerBusy", "OperationTimedOut", "InternalError", "Md5Mismatch"})
 LOCKED_CODES = frozenset({"BlobImmutableDueToPolicy", "BlobImmutableDueToLegalHold"})
 
@@ -49,6 +61,11 @@ def classify_error(exc: Exception, *, op: str, account: str, container: str, key
     if isinstance(exc, aex.ClientAuthenticationError) and not code:
         # azure-identity: no identity could produce a token.
         return SinkError(f"Azure Blob {op} on {where}: no usable Azure credentials; {_CREDENTIALS_HINT}")
+    if code in _PERMISSION_CODES:
+        return SinkError(
+            f"Azure Blob {op} on {where}: access denied ({code}); the credentials need permission to "
+            f"{_PERMISSION.get(op, op)} on container {container!r}"
+        )
     if code in _AUTH_CODES or status in (401, 403):
         return SinkError(
             f"Azure Blob {op} on {where}: the store refused the credentials ({code or status}); {_CREDENTIALS_HINT}"

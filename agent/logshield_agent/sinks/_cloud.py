@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 __all__ = [
+    "PROBE_BODY",
+    "PROBE_RETENTION",
     "RemoteOptions",
     "check_sha256",
     "join_key",
@@ -16,6 +18,9 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
+#: What ``check`` writes (and then deletes) to prove the agent may write; retention, when configured, this long.
+PROBE_BODY = b"logshield-agent check: a write probe, deleted right after it was written\n"
+PROBE_RETENTION = timedelta(hours=1)
 
 
 @dataclass(frozen=True)

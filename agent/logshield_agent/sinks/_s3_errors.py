@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from logshield_agent.sinks.base import SinkError, SinkUnavailableError
 
-__all__ = ["classify_error", "error_code"]
+__all__ = ["classify_error", "error_code", "is_access_denied"]
 
 _CREDENTIALS_HINT = (
     "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), AWS_PROFILE, or the instance role"
@@ -39,7 +39,7 @@ _PERMISSION = {
     "head": "s3:GetObject",
     "list": "s3:ListBucket",
     "delete": "s3:DeleteObject, s3:DeleteObjectVersion and s3:ListBucketVersions",
-    "check": "s3:ListBucket (HeadBucket) and s3:GetBucketObjectLockConfiguration",
+    "check": "s3:ListBucket (HeadBucket) and, with Object Lock, s3:GetBucketObjectLockConfiguration",
     "apply lifecycle": "s3:GetLifecycleConfiguration and s3:PutLifecycleConfiguration",
 }
 
@@ -49,6 +49,14 @@ def error_code(exc: BaseException) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def is_access_denied(exc: BaseException | None) -> bool:
+    """The request was authenticated but not allowed (not: unknown key, bad signature, expired token)."""
+    if exc is None:
+        return False
+    code = error_code(exc)
+    return code == "AccessDenied" or (_status(exc) == 403 and code not in _BAD_CREDENTIALS)
 
 
 def _status(exc: BaseException) -> int:

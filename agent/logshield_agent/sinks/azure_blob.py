@@ -24,13 +24,15 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from azure.core.exceptions import AzureError
 
 from logshield_agent.sinks._azure_errors import LOCKED_CODES, classify_error, error_code, error_status
 from logshield_agent.sinks._cloud import (
+    PROBE_BODY,
+    PROBE_RETENTION,
     MiB,
     RemoteOptions,
     check_sha256,
@@ -85,8 +87,8 @@ class AzureBlobSink(Sink):
         access_tier: str | None = None,
         immutability: str = "off",
         retention_days: int | None = None,
-        max_single_put_size: int = 64 * MiB,
-        max_block_size: int = 16 * MiB,
+        max_single_put_size: int = 8 * MiB,
+        max_block_size: int = 8 * MiB,
         options: RemoteOptions | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -160,7 +162,7 @@ class AzureBlobSink(Sink):
             blob.upload_blob(body, **kwargs)
         except AzureError as exc:
             if error_code(exc) not in ("BlobAlreadyExists", "ConditionNotMet"):
-                raise self._error(exc, "put", full) from exc
+                raise self._error(exc, "put" if until is None else "put with immutability policy", full) from exc
             result = self.resolve_existing(key, f"azure://{self.account}/{self.container}/{full}", len(body), sha256)
             if until is not None:
                 self._ensure_policy(blob, full, until)
@@ -260,6 +262,31 @@ class AzureBlobSink(Sink):
                 f"immutability={self.immutability!r} is configured: enable it on the container (or account), "
                 "or set immutability='off' (Azurite does not support it)"
             )
+
+    def probe(self, key: str) -> list[str]:
+        """Do with a throw-away blob under ``key`` what the agent does with its own: a conditional upload with this
+        sink's settings (tier, immutability policy for ``PROBE_RETENTION``), properties and a listing; then delete
+        it. Raises ``SinkError`` naming the permission that is missing; returns notes (a refused delete is one)."""
+        where = f"azure://{self.account}/{self.container}/{join_key(self.prefix, key)}"
+        until = datetime.now(timezone.utc) + PROBE_RETENTION if self.immutability != "off" else None
+        self.put(key, PROBE_BODY, sha256=hashlib.sha256(PROBE_BODY).hexdigest(), metadata={},
+                 content_type="text/plain", retain_until=until)
+        try:
+            if self.head(key) is None:
+                raise SinkError(f"Azure Blob check: {where} was written but its properties cannot be found")
+            if not any(info.key == key for info in self.list(key)):
+                raise SinkError(f"Azure Blob check: {where} was written but the listing does not show it")
+        finally:
+            try:
+                self.delete(key)
+            except ObjectLockedError:
+                notes = [f"the probe blob {where} is immutable until its policy expires (1 hour); delete it then, "
+                         "or let the lifecycle policy of `retention apply` remove it"]
+            except SinkError as exc:
+                notes = [f"could not delete the probe blob {where} ({exc}); delete it by hand"]
+            else:
+                notes = []
+        return notes
 
     def lifecycle_policy(self, days: int) -> dict[str, Any]:
         """The storage-account management policy rule that deletes this sink's blobs after ``days``."""

@@ -30,6 +30,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from logshield_agent.sinks._cloud import (
+    PROBE_BODY,
+    PROBE_RETENTION,
     MiB,
     RemoteOptions,
     b64,
@@ -39,7 +41,7 @@ from logshield_agent.sinks._cloud import (
     resolve_retain_until,
     strip_prefix,
 )
-from logshield_agent.sinks._s3_errors import classify_error, error_code
+from logshield_agent.sinks._s3_errors import classify_error, error_code, is_access_denied
 from logshield_agent.sinks.base import (
     META_SHA256,
     ObjectInfo,
@@ -81,8 +83,8 @@ class S3Sink(Sink):
         storage_class: str | None = None,
         object_lock_mode: str | None = None,
         retention_days: int | None = None,
-        multipart_threshold: int = 64 * MiB,
-        part_size: int = 16 * MiB,
+        multipart_threshold: int = 8 * MiB,
+        part_size: int = 8 * MiB,
         retry_mode: str = "standard",
         options: RemoteOptions | None = None,
     ) -> None:
@@ -319,6 +321,73 @@ class S3Sink(Sink):
                 "is unusable (needs kms:GenerateDataKey on it)",
                 self.bucket,
             )
+
+    def probe(self, key: str) -> list[str]:
+        """Do with a throw-away object under ``key`` what the agent does with its own: a conditional put with this
+        sink's settings (SSE, storage class, Object Lock for ``PROBE_RETENTION``), a HEAD and a listing; then
+        delete it.
+
+        Raises ``SinkError`` naming the permission that is missing. Returns notes: a refused delete is one, not an
+        error (the agent itself never deletes from S3), and so is the locked version a delete leaves behind.
+        """
+        full = join_key(self.prefix, key)
+        where = f"s3://{self.bucket}/{full}"
+        until = datetime.now(timezone.utc) + PROBE_RETENTION if self.object_lock_mode else None
+        try:
+            self.put(key, PROBE_BODY, sha256=hashlib.sha256(PROBE_BODY).hexdigest(), metadata={},
+                     content_type="text/plain", retain_until=until)
+        except SinkError as exc:
+            if not is_access_denied(exc.__cause__):
+                raise
+            raise SinkError(self._refused_put(full)) from None
+        notes: list[str] = []
+        try:
+            if self.head(key) is None:
+                raise SinkError(f"S3 check: {where} was written but HEAD does not find it")
+            if not any(info.key == key for info in self.list(key)):
+                raise SinkError(f"S3 check: {where} was written but the listing does not show it")
+        finally:
+            notes += self._delete_probe(full)
+        return notes
+
+    def _refused_put(self, full: str) -> str:
+        """Why the probe put was refused: put again without each extra that needs a permission of its own."""
+        where = f"s3://{self.bucket}/{full}"
+        args = self._object_args({}, hashlib.sha256(PROBE_BODY).hexdigest(), "text/plain", None,
+                                 datetime.now(timezone.utc) + PROBE_RETENTION)
+        extras = []
+        if "ObjectLockMode" in args:
+            extras.append(("s3:PutObjectRetention (needed for LOGSHIELD_S3_OBJECT_LOCK_MODE)",
+                           ("ObjectLockMode", "ObjectLockRetainUntilDate")))
+        if self.sse == "aws:kms":
+            kms = f"on KMS key {self.kms_key_id}" if self.kms_key_id else "on the bucket's default KMS key"
+            extras.append((f"kms:GenerateDataKey {kms} (needed for LOGSHIELD_S3_SSE=aws:kms)",
+                           ("ServerSideEncryption", "SSEKMSKeyId")))
+        for number, (permission, drop) in enumerate(extras):
+            trial = f"{full}-without-{number}"
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=trial, Body=PROBE_BODY, IfNoneMatch="*",
+                                        **{k: v for k, v in args.items() if k not in drop})
+            except _SDK_ERRORS:
+                continue
+            self._delete_probe(trial)
+            return (f"S3 put on {where}: access denied; the credentials may write objects but lack {permission} "
+                    f"on bucket {self.bucket!r}")
+        return (f"S3 put on {where}: access denied; the credentials need s3:PutObject on "
+                f"arn:aws:s3:::{self.bucket}/{self.prefix}*"
+                + "".join(f", and {permission}" for permission, _ in extras))
+
+    def _delete_probe(self, full: str) -> list[str]:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=full)
+        except _SDK_ERRORS as exc:
+            return [f"could not delete the probe object s3://{self.bucket}/{full} ({error_code(exc) or 'error'}): "
+                    "the agent needs no s3:DeleteObject, so this is fine; delete it by hand or let a lifecycle rule "
+                    "expire it (verify lists it as an unknown object until then)"]
+        if self.object_lock_mode:
+            return [f"the probe's locked version s3://{self.bucket}/{full} stays behind a delete marker until its "
+                    "retain-until (1 hour); the lifecycle rule of `retention apply` removes it a day later"]
+        return []
 
     def apply_lifecycle(self, days: int | None = None) -> str:
         """Install (or replace) this sink's expiration rule, keeping every other rule of the bucket."""

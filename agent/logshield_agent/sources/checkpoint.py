@@ -253,7 +253,13 @@ def _lock(state_dir: Path) -> None:
             held[1] += 1
             return
         path = state_dir / LOCK_FILENAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise CheckpointError(f"{state_dir} is not writable (cannot create the lock file {path}: "
+                                      f"{exc.strerror})") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -182,3 +182,20 @@ class TestWebhookDestination:
         with pytest.raises(DeliveryError) as raised:
             WebhookDestination(url, timeout=2).send(*alert(1))
         assert raised.value.retry and "T0KEN" not in str(raised.value) and "127.0.0.1" in str(raised.value)
+
+
+class TestIncidentEvents:
+    def test_open_update_and_close_are_distinct_deliveries(self):
+        """One incident's open, ongoing and closed events reach the webhook as three deliveries: same id, each its
+        own Idempotency-Key (a receiver that de-duplicates by key still gets the final counts)."""
+        results: list[str] = []
+        events = [{"format": "logshield-alert/1", "id": "inc-1", "event_id": f"inc-1.{n}", "revision": n,
+                   "state": state, "count": 100 * n} for n, state in enumerate(("open", "ongoing", "closed"), 1)]
+        with Hook() as hook:
+            sender = delivery(hook.url, results)
+            for document in events:
+                sender.submit(document, json.dumps(document).encode())
+            hook.wait_for(lambda h: len(h.accepted) == 3)
+            sender.stop()
+        assert [h["Idempotency-Key"] for h, _ in hook.requests] == ["inc-1.1", "inc-1.2", "inc-1.3"]
+        assert {b["id"] for _, b in hook.requests} == {"inc-1"} and hook.requests[-1][1]["count"] == 300

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from logshield_agent.alerts.fields import hashed
+
 from .traffic import MINUTE, T0, Harness, minutes_of, record, spread, steady
 
 HOUR = 60 * MINUTE
@@ -74,10 +78,13 @@ class TestUserExamples:
         h.live(timed, T0)
         h.idle(T0 + 75 * MINUTE)
         found = {(a["dimension"], a["key"]): a for a in h.alerts}
-        assert found[("actor", "carol")]["count"] == 802
-        assert found[("actor_action", "carol|invoice.read")]["sample"]["outcomes"] == ["success"]
-        assert found[("action", "invoice.read")]["sample"]["actors"][0] == "carol"
-        assert not [k for k in found if "dave" in k[1] or "erin" in k[1] or k[1].startswith("user")]
+        carol = hashed("carol")  # actors that are not the library's placeholders are shown hashed
+        assert found[("actor", carol)]["count"] == 802 and found[("actor", carol)]["key_hashed"]
+        assert found[("actor_action", f"{carol}|invoice.read")]["sample"]["outcomes"] == ["success"]
+        assert found[("action", "invoice.read")]["sample"]["actors"][0] == carol
+        others = {hashed(name) for name in ("dave", "erin", *(f"user{i}" for i in range(40)))}
+        assert not [k for k in found if k[1].split("|")[0] in others]
+        assert "carol" not in str(h.events)
 
 
 class TestEventTime:
@@ -231,4 +238,108 @@ class TestMemory:
             clock[0] = T0 + (minute + 1) * MINUTE + 30
             second.batch_shipped(batch(minutes[minute]))
         second.close(clock[0])
-        assert [(a["key"], a["count"]) for a in recorder.documents] == [("shop.admin", 800)]
+        assert [(a["key"], a["count"], a["state"]) for a in recorder.documents][-1] == ("shop.admin", 800, "closed")
+        assert len({a["id"] for a in recorder.documents}) == 1
+
+
+def export_burst(start_minute: int, end_minute: int, per_minute: int, actor: str = "mallory") -> list:
+    return [(t, record(t, "presidio_logshield.audit", actor=actor, audit={"action": "user.export"}))
+            for m in range(start_minute, end_minute) for t in spread(T0 + m * MINUTE, MINUTE, per_minute)]
+
+
+class TestSustainedAndRamps:
+    def test_sustained_activity_is_one_incident_alerted_at_onset(self):
+        """One actor exporting 300 users a minute from minute 30 to 90 (never seen before): the alert goes out as
+        the first window closes, the baseline stays frozen so all 60 minutes are one incident, and the closed
+        event (same id, its own event id) carries the final counts."""
+        h = Harness()
+        minutes = minutes_of(steady(T0, 100, 300) + export_burst(30, 90, 300), T0)
+        for minute in range(34):
+            h.ship(minutes[minute], T0 + (minute + 1) * MINUTE + 30)
+        onset = [e for e in h.events if e["dimension"] == "actor"]
+        assert [(e["state"], e["window_start"], e["count"]) for e in onset] == [
+            ("open", "2026-11-18T11:30:00+00:00", 300)]
+        assert onset[0]["detected_at"] <= "2026-11-18T11:35:00+00:00"  # the window + lateness + a batch
+        for minute in range(34, 100):
+            h.ship(minutes[minute], T0 + (minute + 1) * MINUTE + 30)
+        h.idle(T0 + 110 * MINUTE)
+        actor = [e for e in h.events if e["dimension"] == "actor"]
+        assert [e["state"] for e in actor] == ["open", "ongoing", "closed"]
+        assert len({e["id"] for e in actor}) == 1 and len({e["event_id"] for e in actor}) == 3
+        final = actor[-1]
+        assert (final["window_start"], final["window_end"]) == ("2026-11-18T11:30:00+00:00",
+                                                                "2026-11-18T12:30:00+00:00")
+        assert final["windows"] == 60 and final["count"] == 18000 and final["baseline"] == 0
+        assert final["learned"] and final["end_reason"] == "quiet"
+        assert {(a["dimension"], a["state"]) for a in h.alerts} >= {("actor", "closed"), ("action", "closed"),
+                                                                    ("actor_action", "closed")}
+
+    def test_new_level_is_learned_after_sustain_windows(self):
+        """The same actor keeps going after the hour: its level is now its baseline — no new incident."""
+        h = Harness()
+        h.live(steady(T0, 140, 300) + export_burst(30, 140, 300), T0)
+        h.idle(T0 + 150 * MINUTE)
+        actor = [a for a in h.alerts if a["dimension"] == "actor"]
+        assert len(actor) == 1 and actor[0]["windows"] == 60
+
+    def test_ramp_from_a_quiet_history_alerts(self):
+        """After two quiet hours, one actor ramps from 5 to 500 exports a minute over 100 minutes: the ramp does not
+        teach the baseline as it grows, so it alerts when it reaches the floor (100 a minute)."""
+        h = Harness()
+        timed = steady(T0, 230, 300)
+        for n in range(1, 101):
+            timed += [(t, record(t, "presidio_logshield.audit", actor="mallory", audit={"action": "user.export"}))
+                      for t in spread(T0 + (119 + n) * MINUTE, MINUTE, 5 * n)]
+        h.live(timed, T0)
+        h.idle(T0 + 240 * MINUTE)
+        opened = [e for e in h.events if e["dimension"] == "actor" and e["state"] == "open"]
+        assert opened and opened[0]["window_start"] == "2026-11-18T13:19:00+00:00"  # 100 a minute
+        assert opened[0]["baseline"] < 20
+
+    def test_recurring_burst_is_learned_after_a_few_runs(self):
+        """A new job writing 2,000 lines in five minutes every two hours alerts on its first runs only."""
+        h = Harness()
+        timed = steady(T0, 12 * 60, 60)
+        for run in range(6):
+            timed += [(t, record(t, "batch.nightly")) for t in spread(T0 + (60 + 120 * run) * MINUTE, 5 * MINUTE,
+                                                                     2000)]
+        h.live(timed, T0)
+        h.idle(T0 + 12 * 60 * MINUTE + 600)
+        runs = sorted({a["window_start"] for a in h.alerts if a["key"] == "batch.nightly"})
+        assert 1 <= len(runs) <= 3, runs
+
+
+class TestKeysShown:
+    def test_raw_actor_never_appears_in_an_alert(self):
+        """An actor that is not a library placeholder is shown as a marked SHA-256, in the key and the sample; the
+        library's placeholders and pseudonyms are shown as they are."""
+        h = Harness()
+        raw, pseudonym, placeholder = "alice.secret@corp.example", "<ACTOR:ps:742ef288:869bc314187208c9>", \
+            "<EMAIL_ADDRESS>"
+        timed = steady(T0, 40, 300)
+        for who in (raw, pseudonym, placeholder):
+            timed += export_burst(30, 31, 400, actor=who)
+        h.live(timed, T0)
+        h.idle(T0 + 50 * MINUTE)
+        actors = {a["key"]: a for a in h.alerts if a["dimension"] == "actor"}
+        assert set(actors) == {hashed(raw), pseudonym, placeholder}
+        assert actors[hashed(raw)]["key_hashed"] and not actors[pseudonym]["key_hashed"]
+        assert "alice" not in json.dumps(h.events)
+        (action,) = [a for a in h.alerts if a["dimension"] == "action"]
+        assert set(action["sample"]["actors"]) == {hashed(raw), pseudonym, placeholder}
+
+    def test_other_programs_event_is_hashed(self):
+        """structlog-style JSON whose event is a message: the alert's key is its hash, not the text."""
+        import json as _json
+
+        h = Harness()
+        quiet = [(t, _json.dumps({"timestamp": t, "level": "info", "logger": "api", "event": "request done"})
+                  .encode() + b"\n") for t in spread(T0, 40 * MINUTE, 40 * 60)]
+        burst = [(t, _json.dumps({"timestamp": t, "level": "info", "logger": "api",
+                                  "event": "password reset for alice@corp.example"}).encode() + b"\n")
+                 for t in spread(T0 + 30 * MINUTE, MINUTE, 500)]
+        h.live(quiet + burst, T0)
+        h.idle(T0 + 50 * MINUTE)
+        (event,) = [a for a in h.alerts if a["dimension"] == "event"]
+        assert event["key"] == hashed("password reset for alice@corp.example")
+        assert "alice" not in _json.dumps(h.events)

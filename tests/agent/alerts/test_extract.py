@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from logshield_agent.alerts import tally
-from logshield_agent.alerts.fields import MAX_KEY_CHARS
+from logshield_agent.alerts.fields import MAX_KEY_CHARS, hashed
 
 from presidio_logshield import PIIRedactingHandler, log_context
 from presidio_logshield.audit import audit_event
@@ -160,14 +160,16 @@ class TestSampledPath:
 
 class TestOtherLines:
     def test_other_programs_json(self):
-        """JSON from other programs: any field order, epoch or ISO time fields, logger/logger_name."""
+        """JSON from other programs: any field order, epoch or ISO time fields, logger/logger_name; their event
+        (often a message) is counted hashed."""
         lines = [json.dumps({"level": "info", "ts": T0 + 5.5, "logger": "go.svc", "actor": 7}),
                  json.dumps({"@timestamp": _local(T0 + 10, hours=1), "logger_name": "java.Svc", "msg": "x"}),
                  json.dumps({"time": (T0 + 70) * 1000, "event": "user.login", "actor": "bob"})]
         found = per_window(tally(("\n".join(lines) + "\n").encode(), service="mix"))
         assert found[("logger", "go.svc", T0)] == 1 and found[("actor", "7", T0)] == 1
         assert found[("logger", "java.Svc", T0)] == 1  # an offset is honoured
-        assert found[("event", "user.login", T0 + 60)] == 1 and found[("actor", "bob", T0 + 60)] == 1
+        assert found[("event", hashed("user.login"), T0 + 60)] == 1 and found[("actor", "bob", T0 + 60)] == 1
+        assert not [k for k in found if k[1] == "user.login"]
 
     def test_plain_text_counts_toward_volume_only(self):
         """Text lines count toward volume at their leading timestamp; lines without one at their neighbour's."""

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+from logshield_agent.alerts.fields import hashed
 
 from .traffic import MINUTE, T0, Harness, record, spread
 
@@ -89,4 +90,5 @@ class TestLoghubReplay:
                 h.ship(per_minute[minute], wall, service=system.lower())
         h.idle(T0 + (minutes + 40) * MINUTE)
         raised = {(a["dimension"], a["key"]) for a in h.alerts}
-        assert ("actor", "user-0042") in raised and ("actor_action", "user-0042|user.export") in raised
+        actor = hashed("user-0042")
+        assert ("actor", actor) in raised and ("actor_action", f"{actor}|user.export") in raised

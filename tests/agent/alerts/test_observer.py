@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from logshield_agent.alerts import StderrDestination, StoreDestination, alert_observers, store_key
+from logshield_agent.alerts.fields import hashed
 from logshield_agent.audit import DigestKey, DigestWriter, verify_archive
 from logshield_agent.health import AgentMetrics
 from logshield_agent.report import collect
@@ -48,20 +49,23 @@ class TestInPipeline:
         make_pipeline(tmp_path, sink, observers=[digests, observer], metrics=metrics).run_once()
         in_file = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
         raised = {(a["dimension"], a["key"]) for a in in_file}
-        assert raised == {("entity", "CREDIT_CARD"), ("actor", "mallory"), ("logger", "shop.checkout")}
+        assert raised == {("entity", "CREDIT_CARD"), ("actor", hashed("mallory")), ("logger", "shop.checkout")}
+        assert [a["state"] for a in in_file].count("open") == 3 and [a["state"] for a in in_file].count("closed") == 3
         stored = {i.key: json.loads(sink.get(i.key)) for i in sink.list("_alerts/")}
-        assert sorted(stored) == sorted(store_key(a) for a in in_file)
-        assert sorted(stored.values(), key=lambda a: a["id"]) == sorted(in_file, key=lambda a: a["id"])
+        assert sorted(stored) == sorted(store_key(a) for a in in_file)  # one object per event
+        by_event = lambda a: a["event_id"]  # noqa: E731
+        assert sorted(stored.values(), key=by_event) == sorted(in_file, key=by_event)
         start = datetime.fromtimestamp(T0, timezone.utc)
         summary = collect(sink, start, start + timedelta(hours=1))
-        assert {a["id"] for a in summary.alerts} == {a["id"] for a in in_file}
+        assert sorted(a["event_id"] for a in summary.alerts) == sorted(a["event_id"] for a in in_file
+                                                                       if a["state"] == "closed")
         report = verify_archive(sink)
         assert report.counts["alerts"] == 3  # informational; none is a finding (the test chain is not real: skip)
         assert not [f for f in report.findings + report.warnings if f.key.startswith("_alerts/")]
         exposed = generate_latest(metrics.registry).decode()
         assert 'logshield_alerts_total{dimension="entity"} 1.0' in exposed
-        assert 'logshield_alert_deliveries_total{destination="store",result="delivered"} 3.0' in exposed
-        assert 'logshield_alert_deliveries_total{destination="file",result="delivered"} 3.0' in exposed
+        assert 'logshield_alert_deliveries_total{destination="store",result="delivered"} 6.0' in exposed
+        assert 'logshield_alert_deliveries_total{destination="file",result="delivered"} 6.0' in exposed
         assert 'logshield_alert_keys{dimension="actor"} 41.0' in exposed
         assert (tmp_path / "state" / "alerts-state.json").exists()
 

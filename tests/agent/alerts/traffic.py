@@ -102,8 +102,17 @@ class Harness:
         return self.observer.detector
 
     @property
-    def alerts(self) -> list[dict[str, Any]]:
+    def events(self) -> list[dict[str, Any]]:
+        """Every event sent (open, ongoing, closed), in order."""
         return self.recorder.documents
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        """One document per incident: its latest event."""
+        latest: dict[str, dict[str, Any]] = {}
+        for document in self.recorder.documents:
+            latest[document["id"]] = document
+        return list(latest.values())
 
     def ship(self, lines: Sequence[bytes], wall: float, *, service: str = "shop") -> None:
         self.wall = wall

@@ -214,3 +214,34 @@ class TestAzureBlobSinkCredentials:
         with pytest.raises(SinkError) as err:
             AzureBlobSink("logs", connection_string="AccountKey=SECRETKEY;garbage", environ={})
         assert "SECRETKEY" not in str(err.value)
+
+
+class TestAzureBlobSinkProbe:
+    """``probe`` (used by ``logshield-agent check``): a real write, the permission a refusal lacks, clean-up."""
+
+    def test_write_read_delete(self):
+        """The probe blob is written, found and deleted; nothing to report."""
+        container = FakeContainer()
+        assert make(container).probe("_check/x") == []
+        assert container.blobs == {}
+
+    def test_missing_write_permission_is_named(self):
+        """A write refused for lack of permission names the SAS permissions / role to grant, not the credentials."""
+        container = FakeContainer()
+        container.fail = _err(HttpResponseError, "AuthorizationPermissionMismatch", 403)
+        with pytest.raises(SinkError, match="SAS permissions c and w") as err:
+            make(container).probe("_check/x")
+        assert "refused the credentials" not in str(err.value)
+
+    def test_missing_immutability_permission_is_named(self):
+        """With immutability on, the refused write says the policy needs SAS permission i too."""
+        container = FakeContainer()
+        container.fail = _err(HttpResponseError, "AuthorizationPermissionMismatch", 403)
+        with pytest.raises(SinkError, match="c, w and i"):
+            make(container, immutability="unlocked").probe("_check/x")
+
+    def test_immutable_probe_is_a_note(self):
+        """With immutability the probe cannot be deleted before its one-hour policy ends: a note, not a failure."""
+        container = FakeContainer()
+        (note,) = make(container, immutability="locked").probe("_check/x")
+        assert "immutable until its policy expires" in note and "app/_check/x" in container.blobs

@@ -162,3 +162,75 @@ class TestS3SinkValidation:
         """Invalid options are rejected at construction."""
         with pytest.raises(ValueError):
             S3Sink("bkt", client=object(), **kwargs)
+
+
+class TestS3SinkProbe:
+    """``probe`` (used by ``logshield-agent check``): which permission a refused write lacks, and the clean-up."""
+
+    def test_write_read_list_delete(self, stubbed):
+        """The probe is a conditional put, a HEAD, a listing and a delete of the same key; nothing to report."""
+        sink, stub = stubbed
+        stub.add_response("put_object", {}, {"Bucket": "bkt", "Key": "p/_check/x", "Body": ANY, "IfNoneMatch": "*",
+                                             "ChecksumSHA256": ANY, "ContentType": "text/plain", "Metadata": ANY})
+        stub.add_response("head_object", {"ContentLength": 10})
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": "p/_check/x", "Size": 10}]})
+        stub.add_response("delete_object", {}, {"Bucket": "bkt", "Key": "p/_check/x"})
+        assert sink.probe("_check/x") == []
+
+    def test_missing_retention_permission_is_named(self, stubbed):
+        """A put refused with Object Lock headers but accepted without them lacks s3:PutObjectRetention."""
+        sink, stub = stubbed
+        sink.object_lock_mode = "GOVERNANCE"
+        stub.add_client_error("put_object", service_error_code="AccessDenied", http_status_code=403)
+        stub.add_response("put_object", {}, {"Bucket": "bkt", "Key": "p/_check/x-without-0", "Body": ANY,
+                                             "IfNoneMatch": "*", "ContentType": "text/plain", "Metadata": ANY})
+        stub.add_response("delete_object", {})
+        with pytest.raises(SinkError, match=r"lack s3:PutObjectRetention") as err:
+            sink.probe("_check/x")
+        assert "TOPSECRET" not in str(err.value)
+
+    def test_missing_kms_permission_is_named(self, stubbed):
+        """A put refused with SSE-KMS but accepted without it lacks kms:GenerateDataKey on that key."""
+        sink, stub = stubbed
+        sink.sse, sink.kms_key_id = "aws:kms", "alias/logs"
+        stub.add_client_error("put_object", service_error_code="AccessDenied", http_status_code=403)
+        stub.add_response("put_object", {})
+        stub.add_response("delete_object", {})
+        with pytest.raises(SinkError, match=r"kms:GenerateDataKey on KMS key alias/logs"):
+            sink.probe("_check/x")
+
+    def test_missing_put_permission_is_named(self, stubbed):
+        """A put refused in every form lacks s3:PutObject on the prefix (and names the extras it also needs)."""
+        sink, stub = stubbed
+        sink.object_lock_mode = "COMPLIANCE"
+        stub.add_client_error("put_object", service_error_code="AccessDenied", http_status_code=403)
+        stub.add_client_error("put_object", service_error_code="AccessDenied", http_status_code=403)
+        with pytest.raises(SinkError, match=r"need s3:PutObject on arn:aws:s3:::bkt/p/\*, and s3:PutObjectRetention"):
+            sink.probe("_check/x")
+
+    def test_bad_credentials_are_not_a_permission(self, stubbed):
+        """An unknown access key is reported as credentials, not as a missing permission (no second put)."""
+        sink, stub = stubbed
+        stub.add_client_error("put_object", service_error_code="InvalidAccessKeyId", http_status_code=403)
+        with pytest.raises(SinkError, match="AWS_ACCESS_KEY_ID"):
+            sink.probe("_check/x")
+
+    def test_missing_read_permission_is_named_and_probe_deleted(self, stubbed):
+        """A refused HEAD names s3:GetObject (the agent needs it to settle a put that finds its key taken), and the
+        probe is still deleted."""
+        sink, stub = stubbed
+        stub.add_response("put_object", {})
+        stub.add_client_error("head_object", service_error_code="AccessDenied", http_status_code=403)
+        stub.add_response("delete_object", {}, {"Bucket": "bkt", "Key": "p/_check/x"})
+        with pytest.raises(SinkError, match="s3:GetObject"):
+            sink.probe("_check/x")
+
+    def test_refused_delete_is_a_note(self, stubbed):
+        """The agent never deletes from S3, so a refused delete of the probe is a note, not a failure."""
+        sink, stub = stubbed
+        stub.add_response("put_object", {})
+        stub.add_response("head_object", {"ContentLength": 10})
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": "p/_check/x", "Size": 10}]})
+        stub.add_client_error("delete_object", service_error_code="AccessDenied", http_status_code=403)
+        (note,) = sink.probe("_check/x")
+        assert "could not delete the probe object s3://bkt/p/_check/x" in note and "AccessDenied" in note
