@@ -161,8 +161,9 @@ class Pipeline:
         self.tailer = Tailer(
             config.paths, checkpointer,
             batch_max_bytes=config.batch_max_bytes, max_line_bytes=config.max_line_bytes, service=config.service,
-            settle=settle if settle is not None else max(2 * config.poll_interval, 1.0),
-            fs=fs, clock=clock, wall=wall, on_read=self._on_read,
+            settle=settle if settle is not None else config.rotated_settle,
+            fs=fs, clock=clock, wall=wall, on_read=self._on_read, exclude=config.exclude,
+            on_skip=lambda reason: self.metrics.files_skipped.labels(reason).inc(),
             # Memory bound: batches read ahead of the uploads, whatever the number of files in the backlog.
             max_pending_bytes=(config.upload_concurrency + 1) * config.batch_max_bytes,
             max_open=max_open_files if max_open_files is not None else default_max_open(config.upload_concurrency),
@@ -532,6 +533,9 @@ class Pipeline:
         self.metrics.streams.set(len(self.tailer.streams))
         self.metrics.unshipped.set(sum(s.unshipped for s in streams))
         self.metrics.stalled.set(sum(1 for s in streams if s.stalled))
+        self.metrics.unreadable_files.set(len(self.tailer.denied))
+        self.metrics.open_files.set(self.tailer.open_files)
+        self.metrics.waiting_files.set(self.tailer.waiting)
         ages = [now - s.pending.opened for s in streams if s.pending is not None and s.pending.opened]
         self.metrics.oldest.set(max(ages, default=0.0))
         # "Pending" = something the agent could ship; an unterminated line waiting for its newline is not.

@@ -36,6 +36,10 @@ def numbered(prefix: str, n: int, start: int = 0) -> list[str]:
     return [f'{{"ts":"2026-11-23T15:00:00Z","msg":"{prefix}-{i:06d}"}}\n' for i in range(start, start + n)]
 
 
+def numbered_bytes(prefix: str, n: int) -> list[bytes]:
+    return [line.encode() for line in numbered(prefix, n)]
+
+
 def exactly(expected: list[bytes]) -> Counter:
     return Counter(expected)
 
@@ -445,6 +449,83 @@ class TestSameFirstBytes:
         p.step()
         (stream,) = p.tailer.streams.values()
         assert stream.fp_len > 64
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+
+class TestSkippedFiles:
+    def test_compressed_rotations_are_not_shipped_as_lines(self, tmp_path, caplog):
+        """With the documented glob `*.log*`, logrotate's compressed files are not shipped: by name (the default
+        LOGSHIELD_EXCLUDE) or, whatever the name, by their magic bytes (logged once per file, counted)."""
+        import bz2
+        import gzip
+        import lzma
+
+        from logshield_agent.transforms.compress import compress
+
+        make_pipeline(tmp_path)
+        logs = tmp_path / "logs"
+        expected = write(logs / "app.log", *numbered("a", 10))
+        body = b"".join(numbered_bytes("old", 50))
+        (logs / "app.log.1.gz").write_bytes(gzip.compress(body))
+        (logs / "app.log.2.xz").write_bytes(lzma.compress(body))
+        (logs / "app.log.3").write_bytes(compress(body, "zstd"))  # compressed, under a name no glob excludes
+        (logs / "app.log.4").write_bytes(bz2.compress(body))
+        (logs / "app.log.5").write_bytes(gzip.compress(body))
+        p = make_pipeline(tmp_path)
+        with caplog.at_level("WARNING", logger="logshield_agent"):
+            for _ in range(3):
+                p.step()
+            p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        skipped = [r for r in caplog.records if "compressed file" in r.getMessage()]
+        assert sorted(r.path.rsplit("/", 1)[1] for r in skipped) == ["app.log.3", "app.log.4", "app.log.5"]
+        assert p.metrics.files_skipped.labels("compressed")._value.get() == 3
+
+    def test_exclude_variable(self, tmp_path):
+        """LOGSHIELD_EXCLUDE: names without / match the file name, with / the whole path; empty excludes nothing
+        by name (compressed content is still skipped)."""
+        make_pipeline(tmp_path)
+        logs = tmp_path / "logs"
+        kept = write(logs / "app.log", *numbered("a", 3))
+        write(logs / "debug.log", *numbered("d", 3))
+        write(logs / "app.log.old", *numbered("o", 3))
+        make_pipeline(tmp_path, env={"exclude": f"debug.*,{logs}/*.old"}).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(kept)
+        (tmp_path / "logs" / "plain.gz").write_bytes(b"".join(numbered_bytes("p", 3)))  # not compressed at all
+        make_pipeline(tmp_path, env={"exclude": "", "paths": str(logs / "plain.gz")}).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(kept + numbered_bytes("p", 3))
+
+
+class TestRotatedSettle:
+    def test_late_write_to_rotated_file_completes_its_line(self, tmp_path):
+        """An application finishes its last line through the old handle 3 s after the rename: with the default
+        LOGSHIELD_ROTATED_SETTLE (5 s) it is one record; a line never finished ships once the file settled."""
+        now = [1000.0]
+        p = make_pipeline(tmp_path, settle=None, clock=lambda: now[0])
+        assert p.tailer.settle == 5.0
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, *numbered("a", 5))
+        old = open(log, "ab", buffering=0)  # noqa: SIM115 - the application's handle
+        old.write(b"half of a rec")
+        p.step()
+        os.rename(log, tmp_path / "logs" / "app.log.1")
+        write(log, *numbered("b", 2))
+        for _ in range(3):
+            now[0] += 1.0
+            p.step()
+        assert b"half of a rec\n" not in stored_lines(tmp_path / "store")
+        old.write(b"ord\n")
+        expected += [b"half of a record\n"] + numbered_bytes("b", 2)
+        old.write(b"never finished")
+        old.close()
+        expected.append(b"never finished\n")
+        for _ in range(3):
+            now[0] += 1.0
+            p.step()
+        assert b"never finished\n" not in stored_lines(tmp_path / "store")
+        now[0] += 5.0
+        p.step()
         p.flush(deadline=float("inf"))
         assert stored_lines(tmp_path / "store") == exactly(expected)
 

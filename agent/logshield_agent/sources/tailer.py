@@ -43,6 +43,7 @@ from dataclasses import replace
 
 from .checkpoint import Checkpointer
 from .descriptors import DescriptorBudget, default_max_open, is_descriptor_exhaustion
+from .exclusions import Exclusions, compressed_format
 from .fingerprint import CHECK_BYTES, FINGERPRINT_BYTES, check_of
 from .fs import FileSystem
 from .identify import Identifier
@@ -75,6 +76,8 @@ class Tailer:
         on_read: Callable[[int, int], None] | None = None,
         max_pending_bytes: int | None = None,
         max_open: int | None = None,
+        exclude: tuple[str, ...] = (),
+        on_skip: Callable[[str], None] | None = None,
     ) -> None:
         self.patterns = patterns
         self.checkpointer = checkpointer
@@ -94,12 +97,15 @@ class Tailer:
         self.streams: dict[str, Stream] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
         self.identifier = Identifier(self.fs, checkpointer, self.streams, service=service, settle=settle, wall=wall)
-        self._denied: set[str] = set()
+        self.denied: set[str] = set()  # matched paths that cannot be read (permission denied); retried
         self.descriptors = DescriptorBudget(max_open if max_open is not None else default_max_open())
         #: Matched files not opened on the last scan for want of a descriptor (new, or parked and changed).
         self.waiting = 0
         self._waiting_logged = -1e9
         self._refused = False
+        self.excluded = Exclusions(exclude)
+        self.on_skip = on_skip or (lambda reason: None)
+        self._compressed: dict[tuple[int, int], str] = {}  # inode -> format of files skipped for their content
 
     @property
     def open_files(self) -> int:
@@ -180,7 +186,7 @@ class Tailer:
                     blocked = True
             elif stream.pending.replay is None:
                 self._fill(stream, now)
-            self._maybe_flush_tail(stream, now, once=once)
+            self._maybe_flush_tail(stream, now)
             held += self._held(stream) - before_held
             reserved += self._reservation(stream) - before_reserved
             self._maybe_forget(stream, now)
@@ -266,10 +272,15 @@ class Tailer:
                 paths.extend(sorted(self.fs.glob(pattern)))
             except OSError as exc:
                 log.warning("glob failed", extra={"pattern": pattern, "error": type(exc).__name__})
+        matched = set(paths)
+        self.denied &= matched  # a denied file that went away is no longer reported
         unknown: list[tuple[str, tuple[int, int], int]] = []
         changed_parked: list[Stream] = []
         aliases_seen: set[tuple[int, int]] = set()
+        compressed_seen: set[tuple[int, int]] = set()
         for path in dict.fromkeys(paths):
+            if self.excluded(path):
+                continue
             try:
                 st = self.fs.stat(path)
             except OSError:
@@ -277,6 +288,9 @@ class Tailer:
             if not stat_mod.S_ISREG(st.st_mode):
                 continue
             inode = (st.st_dev, st.st_ino)
+            if inode in self._compressed:
+                compressed_seen.add(inode)
+                continue
             owner = self._by_inode.get(inode)
             if owner is not None:
                 seen.add(inode)
@@ -294,6 +308,8 @@ class Tailer:
             unknown.append((path, inode, st.st_size))
         for inode in set(self.identifier.aliases) - aliases_seen:
             del self.identifier.aliases[inode]
+        for inode in set(self._compressed) - compressed_seen:
+            del self._compressed[inode]
         while self.open_files > self.descriptors.limit and self._park_one():
             pass  # the limit was lowered (EMFILE): get under it
         waiting = 0
@@ -322,7 +338,7 @@ class Tailer:
         if waiting and now - self._waiting_logged >= 60:
             self._waiting_logged = now
             log.info("files wait for a free descriptor (all open files have data to read or ship)",
-                        extra={"waiting": waiting, "open_files": self.open_files, "limit": self.descriptors.limit})
+                     extra={"waiting": waiting, "open_files": self.open_files, "limit": self.descriptors.limit})
         return seen
 
     def _reopen(self, stream: Stream, now: float) -> bool | None:
@@ -359,8 +375,8 @@ class Tailer:
         try:
             fd = self.fs.open(path)
         except PermissionError:
-            if path not in self._denied:
-                self._denied.add(path)
+            if path not in self.denied:
+                self.denied.add(path)
                 log.error("permission denied reading log file; skipping it (other files continue)",
                           extra={"path": path})
             return False
@@ -369,13 +385,20 @@ class Tailer:
                 self._descriptor_refused(exc)
                 self._refused = True
             return False
-        self._denied.discard(path)
+        self.denied.discard(path)
         keep = False
         try:
             st = self.fs.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
                 return False
             head = read_at(self.fs, fd, FINGERPRINT_BYTES, 0)
+            kind = compressed_format(head)
+            if kind is not None:
+                self._compressed[(st.st_dev, st.st_ino)] = kind
+                self.on_skip("compressed")
+                log.warning("compressed file matched by the patterns; not shipped (exclude it with "
+                            "LOGSHIELD_EXCLUDE)", extra={"path": path, "format": kind})
+                return False
             stream = self.identifier.identify(fd, st, head, path, once=self._once)
             if stream is None:
                 return False
@@ -383,7 +406,9 @@ class Tailer:
             if stream.detached:
                 log.info("following the copy of a truncated file", extra={"path": path})
                 stream.detached = False
-            stream.size, stream.mtime, stream.last_change = st.st_size, st.st_mtime, now
+            # Unchanged since its mtime: a rotated file found after a restart has settled already.
+            stream.size, stream.mtime = st.st_size, st.st_mtime
+            stream.last_change = now - max(0.0, min(self.wall() - st.st_mtime, self.settle))
             self._by_inode[(st.st_dev, st.st_ino)] = stream.id
             state = self.checkpointer.get(stream.id)
             if state is not None and state.inode != f"{st.st_dev}:{st.st_ino}":
@@ -477,14 +502,16 @@ class Tailer:
                 return
             stream.buf += chunk
 
-    def _maybe_flush_tail(self, stream: Stream, now: float, *, once: bool) -> None:
+    def _maybe_flush_tail(self, stream: Stream, now: float) -> None:
         """A rotated/gone/truncated file that stopped growing: ship its unterminated last line as is."""
         if stream.stalled or stream.recheck or (stream.pending is not None and stream.pending.replay is not None):
             return
         if stream.read_offset < stream.size and stream.fd is not None:
             return
+        # Also with --once: a rotated file written to less than `settle` ago may still get the rest of its last
+        # line through the application's old handle; that line waits for the next run.
         idle = now - stream.last_change >= self.settle
-        if not (stream.detached or ((stream.rotated or stream.gone) and (idle or once))):
+        if not (stream.detached or ((stream.rotated or stream.gone) and idle)):
             return
         batch = stream.pending
         if not stream.buf:
