@@ -203,7 +203,8 @@ class Pipeline:
             self.tailer.close()
 
     def run_once(self) -> None:
-        """Ship everything readable now and wait for the store's acknowledgement; ``ShipError`` otherwise."""
+        """Ship everything readable now — each file up to the size it had when first seen, so that a busy writer
+        cannot keep it going — and wait for the store's acknowledgement; ``ShipError`` otherwise."""
         self._clean_up_after_crash()
         try:
             self._notify("open", self.wall())
@@ -222,7 +223,7 @@ class Pipeline:
                     self._harvest(block=True)
                     continue
                 if not self.tailer.waiting and not any(
-                        s.pending is not None or (s.fd is not None and s.read_offset < s.size)
+                        s.pending is not None or (s.fd is not None and s.read_offset < s.readable)
                         for s in self.tailer.streams.values()):
                     break
                 # Nothing could start (the checkpoint cannot be written, no descriptor free, a replay waits for a

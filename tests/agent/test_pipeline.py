@@ -58,6 +58,27 @@ class TestShipping:
         assert stored_lines(tmp_path / "store") == exactly(expected)
         assert_no_overlap(tmp_path / "store")
 
+    @pytest.mark.timeout(60)
+    def test_once_finishes_while_a_writer_keeps_appending(self, tmp_path):
+        """--once ships each file up to its size when first seen and exits, although a writer appends whole lines
+        faster than it reads; the rest ships on the next run."""
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        before = write(log, *numbered("before", 2000))
+        appended = []
+
+        class BusyWriterFS(FileSystem):
+            def pread(self, fd, size, offset):
+                appended.extend(write(log, *numbered("during", 200, start=len(appended))))
+                return super().pread(fd, size, offset)
+
+        make_pipeline(tmp_path, fs=BusyWriterFS(), env={"batch_max_bytes": "16KiB",
+                                                        "max_line_bytes": "1KiB"}).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(before)
+        assert len(appended) > 2000
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(before + appended)
+
     def test_batches_bounded_by_size(self, tmp_path):
         """A backlog is cut into objects no bigger than the batch size plus one line."""
         make_pipeline(tmp_path)

@@ -107,11 +107,17 @@ class Stream:
     recheck: bool = False  # a read raced with a truncation: verify the file on the next scan
     detached: bool = False  # truncated in place; waiting for the copy (this scan) or finishing from memory
     parked: bool = False  # closed to save descriptors (fully read and shipped); reopened when it changes
+    limit: int | None = None  # --once: the size when first seen; nothing past it is read
     stalled: str | None = None
 
     @property
     def read_offset(self) -> int:
         return self.buf_offset + len(self.buf)
+
+    @property
+    def readable(self) -> int:
+        """Where reading stops: the file's size, or the ``--once`` snapshot of it."""
+        return self.size if self.limit is None else min(self.size, self.limit)
 
     @property
     def unshipped(self) -> int:

@@ -182,7 +182,7 @@ class Tailer:
                 # can always complete.
                 if budget is None or held - len(stream.buf) + reserved + self.batch_max_bytes <= budget:
                     self._fill(stream, now)
-                elif stream.buf or (stream.fd is not None and stream.read_offset < stream.size):
+                elif stream.buf or (stream.fd is not None and stream.read_offset < stream.readable):
                     blocked = True
             elif stream.pending.replay is None:
                 self._fill(stream, now)
@@ -298,7 +298,8 @@ class Tailer:
                 stream.path = path
                 if stream.parked:
                     self._update_rotated(stream)
-                    if (st.st_size, st.st_mtime) != (stream.size, stream.mtime):
+                    if ((st.st_size, st.st_mtime) != (stream.size, stream.mtime)
+                            and (stream.limit is None or stream.read_offset < stream.limit)):
                         changed_parked.append(stream)
                 continue
             alias = self.identifier.aliases.get(inode)
@@ -409,6 +410,8 @@ class Tailer:
             # Unchanged since its mtime: a rotated file found after a restart has settled already.
             stream.size, stream.mtime = st.st_size, st.st_mtime
             stream.last_change = now - max(0.0, min(self.wall() - st.st_mtime, self.settle))
+            if self._once and stream.limit is None:
+                stream.limit = st.st_size  # --once ships what the file holds now, not what a writer adds meanwhile
             self._by_inode[(st.st_dev, st.st_ino)] = stream.id
             state = self.checkpointer.get(stream.id)
             if state is not None and state.inode != f"{st.st_dev}:{st.st_ino}":
@@ -481,11 +484,11 @@ class Tailer:
                 if batch is not None and (b"\n" in stream.buf or len(stream.buf) >= self.max_line_bytes):
                     batch.full = True  # a whole record is waiting that did not fit
                     return
-            if stream.read_offset >= stream.size:
+            if stream.read_offset >= stream.readable:
                 return
             # Read no more than the batch can take plus one line: what is read ahead stays in memory.
             room = max_bytes - (batch.size if batch else 0) + self.max_line_bytes - len(stream.buf)
-            want = min(READ_CHUNK, stream.size - stream.read_offset, room)
+            want = min(READ_CHUNK, stream.readable - stream.read_offset, room)
             if want <= 0:
                 return
             try:
