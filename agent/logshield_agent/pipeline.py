@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ._log import sanitize
+from ._pool import UploadPool
 from .config import AgentConfig
 from .health import AgentMetrics, Readiness
 from .retention import RotatedFile, delete_rotated, plan_rotated_deletions, sweep_expired
@@ -169,7 +170,8 @@ class Pipeline:
             max_open=max_open_files if max_open_files is not None else default_max_open(config.upload_concurrency),
         )
         self._last_housekeeping = clock()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: UploadPool | None = None
+        self._gave_up: set[str] = set()  # streams whose upload gave up during flush (not retried in it)
         self._inflight: dict[str, concurrent.futures.Future[_Upload]] = {}
         self.shipped_batches = 0
         self._is_local = isinstance(sink, LocalDirSink)
@@ -183,8 +185,10 @@ class Pipeline:
 
     # -- entry points
     def run(self, stop: threading.Event) -> None:
-        """Ship until ``stop`` is set, then ship the open batches within ``LOGSHIELD_SHUTDOWN_GRACE``."""
+        """Ship until ``stop`` is set, then ship the open batches within ``LOGSHIELD_SHUTDOWN_GRACE`` and return
+        (uploads still in flight then are abandoned: nothing was acknowledged for them, they ship after a restart)."""
         self._clean_up_after_crash()
+        deadline: float | None = None
         try:
             self._notify("open", self.wall())
             while not stop.is_set():
@@ -196,10 +200,13 @@ class Pipeline:
                     self.wake.wait(self.config.poll_interval)  # a file change or a finished upload wakes it
                     if stop.is_set():
                         break
-            self.flush(deadline=self.clock() + self.config.shutdown_grace)
+            deadline = self.clock() + self.config.shutdown_grace
+            self.flush(deadline=deadline)
             self._notify("close", self.wall())
         finally:
-            self._stop_uploads()
+            # Never past the grace for an upload stuck in the store's client: it cannot advance anything.
+            left = max(0.0, deadline - self.clock()) if deadline is not None else self.config.shutdown_grace
+            self._stop_uploads(timeout=left)
             self.tailer.close()
 
     def run_once(self) -> None:
@@ -242,7 +249,7 @@ class Pipeline:
             self._notify("tick", self.wall())
             self._notify("close", self.wall())
         finally:
-            self._stop_uploads()
+            self._stop_uploads(timeout=None)
             self.tailer.close()
 
     def step(self, stop: threading.Event | None = None) -> bool:
@@ -268,23 +275,38 @@ class Pipeline:
         return finished > 0 and len(self._inflight) < self.config.upload_concurrency
 
     def flush(self, *, deadline: float) -> None:
-        """Ship every open batch (complete lines only), giving up at ``deadline``; unshipped data stays in files."""
+        """Ship every open batch (complete lines only), giving up at ``deadline``; unshipped data stays in files.
+
+        A batch whose upload gave up (its next retry would end after ``deadline``) is not started again: retrying
+        with a fresh attempt count in the last moments was a busy loop of puts against a failing store."""
+        self._gave_up.clear()
         while self.clock() < deadline:
             for stream in list(self.tailer.streams.values()):
                 if (stream.pending is not None and not stream.stalled and stream.id not in self._inflight
+                        and stream.id not in self._gave_up
                         and len(self._inflight) < self.config.upload_concurrency):
                     self._start(stream, deadline=deadline)
             if not self._inflight:
                 break
             left = deadline - self.clock()
             self._harvest(block=True, timeout=max(0.0, left) if math.isfinite(left) else None)
-        if self._inflight:
-            log.warning("shutdown grace period over; remaining data stays in the files and ships on restart")
+        self._report_leftovers()
         self._update_gauges()
+
+    def _report_leftovers(self) -> None:
+        """One log line saying what was not acknowledged at shutdown (it stays in the files)."""
+        streams = [s for s in self.tailer.streams.values() if s.unshipped > 0 or s.pending is not None]
+        if not streams:
+            return
+        pending = [s for s in streams if s.pending is not None]
+        log.warning("stopping with data not acknowledged by the store; it stays in the files and ships after the "
+                    "restart", extra={"files": len(streams), "unshipped_bytes": sum(s.unshipped for s in streams),
+                                      "batches": len(pending), "batches_in_flight": len(self._inflight),
+                                      "lines_in_batches": sum(s.pending.lines for s in pending if s.pending)})
 
     def close(self) -> None:
         """Stop the upload threads (after the uploads in flight finish) and release the files."""
-        self._stop_uploads()
+        self._stop_uploads(timeout=None)
         self.tailer.close()
 
     def _clean_up_after_crash(self) -> None:
@@ -300,16 +322,16 @@ class Pipeline:
             log.info("removed temp files of interrupted uploads", extra={"count": removed})
 
     # -- shipping: the pipeline thread starts and finishes uploads; a small pool compresses and puts
-    def _uploads(self) -> concurrent.futures.ThreadPoolExecutor:
+    def _uploads(self) -> UploadPool:
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.config.upload_concurrency, thread_name_prefix="logshield-upload")
+            self._pool = UploadPool(self.config.upload_concurrency, name="logshield-upload")
         return self._pool
 
-    def _stop_uploads(self) -> None:
+    def _stop_uploads(self, *, timeout: float | None) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None and pool.shutdown(timeout=timeout):
+            log.warning("upload still waiting for the store at shutdown; abandoned (its batch is not acknowledged "
+                        "and ships after the restart)", extra={"uploads": len(self._inflight)})
         self._inflight.clear()
 
     def _start(self, stream: Stream, *, stop: threading.Event | None = None, deadline: float | None = None,
@@ -396,6 +418,7 @@ class Pipeline:
         if up.error is not None:
             raise up.error
         if not up.stored or up.stream.stalled:
+            self._gave_up.add(up.stream.id)
             return  # stopped, out of time, or held on a conflict: the data stays in the file
         if self.observers:
             failed = self._notify("batch_shipped", ShippedBatch(

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from logshield_agent.pipeline import ShipError
+from logshield_agent.pipeline import Pipeline, ShipError
 from logshield_agent.sinks.base import SinkError, SinkUnavailableError
 from logshield_agent.sinks.local import LocalDirSink
 from logshield_agent.sources.checkpoint import Checkpointer
@@ -883,6 +883,65 @@ class TestOpenFiles:
         with pytest.raises(ShipError, match="cannot write the checkpoint in .*state"):
             p.run_once()
         assert stored_lines(tmp_path / "store") == Counter()
+
+
+class HangingSink(LocalDirSink):
+    """A store whose puts hang until released (a silent endpoint within the SDK's timeouts)."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def put(self, key, body, **kw):
+        self.entered.set()
+        self.release.wait(30)
+        return super().put(key, body, **kw)
+
+
+class TestShutdownBounded:
+    def test_flush_against_a_failing_store_does_not_spin(self, tmp_path, caplog):
+        """With the store failing, the shutdown flush backs off and gives up at the deadline: a handful of put
+        attempts, not one per millisecond; the checkpoint stays where it was and the leftovers are logged."""
+        sink = FlakySink(tmp_path / "store", failures=10**6)
+        p = make_pipeline(tmp_path, sink=sink, backoff_base=0.1, backoff_cap=1.0, env={"batch_max_age": "3600"})
+        write(tmp_path / "logs" / "app.log", *numbered("a", 20))
+        p.step()
+        assert sink.calls == 0
+        with caplog.at_level("WARNING", logger="logshield_agent"):
+            p.flush(deadline=p.clock() + 0.6)
+        assert 1 <= sink.calls <= 5
+        assert all(s.offset == 0 and s.intent is not None for s in p.checkpointer.streams.values())
+        (left,) = [r for r in caplog.records if "not acknowledged" in r.getMessage()]
+        assert left.batches == 1 and left.lines_in_batches == 20
+
+    @pytest.mark.timeout(60)
+    def test_run_returns_within_the_grace_while_a_put_hangs(self, tmp_path, caplog):
+        """SIGTERM (stop) while an upload hangs in the store: run returns after the grace without waiting for it,
+        the checkpoint is not advanced, and after a restart every line is stored once."""
+        sink = HangingSink(tmp_path / "store")
+        make_pipeline(tmp_path)
+        config = agent_config(tmp_path, shutdown_grace="0.3")
+        p = Pipeline(config, sink, Checkpointer.open(config.state_dir), settle=0.0)  # not stepping: real run loop
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 20))
+        stop = threading.Event()
+        runner = threading.Thread(target=p.run, args=(stop,))
+        try:
+            with caplog.at_level("WARNING", logger="logshield_agent"):
+                runner.start()
+                assert sink.entered.wait(10)
+                stop.set()
+                p.wake.set()
+                runner.join(10)
+                assert not runner.is_alive(), "run() waited for the hanging upload"
+            assert all(s.offset == 0 for s in Checkpointer.open(tmp_path / "state").streams.values())
+            assert any("abandoned" in r.getMessage() for r in caplog.records)
+        finally:
+            sink.release.set()
+            runner.join(10)
+            p.close()
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
 
 
 class UpperRedactor:
