@@ -165,6 +165,7 @@ class Pipeline:
             settle=settle if settle is not None else config.rotated_settle,
             fs=fs, clock=clock, wall=wall, on_read=self._on_read, exclude=config.exclude,
             on_skip=lambda reason: self.metrics.files_skipped.labels(reason).inc(),
+            on_lost=self.metrics.truncation_lost.inc,
             # Memory bound: batches read ahead of the uploads, whatever the number of files in the backlog.
             max_pending_bytes=(config.upload_concurrency + 1) * config.batch_max_bytes,
             max_open=max_open_files if max_open_files is not None else default_max_open(config.upload_concurrency),
@@ -248,6 +249,12 @@ class Pipeline:
             self._update_gauges()
             self._notify("tick", self.wall())
             self._notify("close", self.wall())
+            if self.tailer.denied:  # the daemon retries them (and counts them in /metrics); --once must not pass
+                first = sorted(self.tailer.denied)[0]
+                others = len(self.tailer.denied) - 1
+                raise ShipError(f"cannot read {first}: permission denied"
+                                + (f" (and {others} more unreadable file{'s' if others > 1 else ''})" if others else "")
+                                + "; everything else was shipped")
         finally:
             self._stop_uploads(timeout=None)
             self.tailer.close()

@@ -262,6 +262,28 @@ class TestRotation:
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
+    def test_copytruncate_copy_elsewhere_reports_what_is_lost(self, tmp_path, caplog):
+        """Bytes written after the last read of a file truncated in place, whose copy is not matched, are lost:
+        said in a warning naming the file and counted (logshield_truncated_unread_bytes_total)."""
+        p = make_pipeline(tmp_path, env={"batch_max_age": "3600"})
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, *numbered("a", 100))
+        p.step()
+        unread = write(log, *numbered("unread", 7))
+        p.tailer._check_open_files(p.clock())  # the agent notices the growth (stat) but has not read it yet
+        shutil.copyfile(log, tmp_path / "elsewhere.log")
+        os.truncate(log, 0)
+        expected += write(log, *numbered("b", 30))
+        with caplog.at_level("WARNING", logger="logshield_agent"):
+            for _ in range(3):
+                p.step()
+            p.flush(deadline=float("inf"))
+            p.step()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        (lost,) = [r for r in caplog.records if "are lost" in r.getMessage()]
+        assert lost.path == str(log) and lost.lost_bytes == sum(map(len, unread))
+        assert p.metrics.truncation_lost._value.get() == sum(map(len, unread))
+
     def test_copytruncate_across_restart(self, tmp_path):
         """Truncation while the agent is down: the copy resumes from the checkpoint, nothing twice."""
         log = tmp_path / "logs" / "app.log"
@@ -652,6 +674,16 @@ class TestPermissionDenied:
         assert stored_lines(tmp_path / "store") == exactly(expected)
         denied = [r for r in caplog.records if "permission denied" in r.getMessage()]
         assert len(denied) == 1 and denied[0].path.endswith("secret.log")
+        assert p.metrics.unreadable_files._value.get() == 1
+
+    def test_once_fails_naming_the_unreadable_file(self, tmp_path):
+        """--once ships the readable files, then fails (exit 1) with a message naming the unreadable one."""
+        make_pipeline(tmp_path)
+        write(tmp_path / "logs" / "secret.log", *numbered("s", 3))
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 3))
+        with pytest.raises(ShipError, match=r"cannot read .*secret\.log: permission denied; everything else"):
+            make_pipeline(tmp_path, fs=DenyingFS("secret.log")).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
 
 
 class Crash(BaseException):

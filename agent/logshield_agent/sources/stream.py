@@ -108,6 +108,7 @@ class Stream:
     detached: bool = False  # truncated in place; waiting for the copy (this scan) or finishing from memory
     parked: bool = False  # closed to save descriptors (fully read and shipped); reopened when it changes
     limit: int | None = None  # --once: the size when first seen; nothing past it is read
+    unread_at_truncation: int = 0  # bytes it held past what was read when truncated in place (lost without a copy)
     stalled: str | None = None
 
     @property

@@ -78,6 +78,7 @@ class Tailer:
         max_open: int | None = None,
         exclude: tuple[str, ...] = (),
         on_skip: Callable[[str], None] | None = None,
+        on_lost: Callable[[int], None] | None = None,
     ) -> None:
         self.patterns = patterns
         self.checkpointer = checkpointer
@@ -105,6 +106,7 @@ class Tailer:
         self._refused = False
         self.excluded = Exclusions(exclude)
         self.on_skip = on_skip or (lambda reason: None)
+        self.on_lost = on_lost or (lambda nbytes: None)
         self._compressed: dict[tuple[int, int], str] = {}  # inode -> format of files skipped for their content
 
     @property
@@ -170,8 +172,10 @@ class Tailer:
                 stream.gone = (stream.dev, stream.ino) not in seen and not self._still_at(stream)
             elif stream.fd is None:
                 stream.gone = stream.detached
-                # No copy found: bytes past what was read went with the truncation (the documented race).
-                stream.size = min(stream.size, stream.read_offset)
+                # No copy found: bytes past what was read went with the truncation (reported if it stays so).
+                if stream.size > stream.read_offset:
+                    stream.unread_at_truncation = stream.size - stream.read_offset
+                    stream.size = stream.read_offset
             else:
                 # Re-evaluated every scan: a rename racing with glob+stat may hide a file for one scan, and a
                 # failing glob (EMFILE) none: a file still at its path is not gone.
@@ -407,6 +411,7 @@ class Tailer:
             if stream.detached:
                 log.info("following the copy of a truncated file", extra={"path": path})
                 stream.detached = False
+                stream.unread_at_truncation = 0
             # Unchanged since its mtime: a rotated file found after a restart has settled already.
             stream.size, stream.mtime = st.st_size, st.st_mtime
             stream.last_change = now - max(0.0, min(self.wall() - st.st_mtime, self.settle))
@@ -539,6 +544,12 @@ class Tailer:
             return
         if stream.fd is not None and now - stream.last_change < self.settle:
             return
+        if stream.detached and stream.unread_at_truncation:
+            log.warning("file truncated in place (copytruncate) and its copy is not among the matched files: bytes "
+                        "written after the last read are lost (match the copy with LOGSHIELD_PATHS, do not compress "
+                        "it at once, or rotate by renaming)",
+                        extra={"path": stream.path, "lost_bytes": stream.unread_at_truncation})
+            self.on_lost(stream.unread_at_truncation)
         self._release(stream)
         del self.streams[stream.id]
 
