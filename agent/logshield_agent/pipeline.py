@@ -35,7 +35,7 @@ from ._log import sanitize
 from ._pool import UploadPool
 from .config import AgentConfig
 from .health import AgentMetrics, Readiness
-from .retention import RotatedFile, delete_rotated, plan_rotated_deletions, sweep_expired
+from .retention import LocalSweeper, RotatedFile, delete_rotated, plan_rotated_deletions
 from .sinks import base as sink_base
 from .sinks.base import ObjectConflictError, Sink, SinkError, SinkUnavailableError
 from .sinks.keys import object_key
@@ -176,6 +176,8 @@ class Pipeline:
         self._inflight: dict[str, concurrent.futures.Future[_Upload]] = {}
         self.shipped_batches = 0
         self._is_local = isinstance(sink, LocalDirSink)
+        self._sweeper = (LocalSweeper(sink, clock=clock) if isinstance(sink, LocalDirSink) and config.retention_days
+                         else None)
         self._unsaved = False  # an acknowledgement is in memory only (the checkpoint write failed)
         self._save_error: str | None = None  # why the last checkpoint write failed (None: it worked)
         self._save_error_logged = -1e9
@@ -598,10 +600,11 @@ class Pipeline:
                     log.info("deleted fully shipped rotated file", extra={"path": path})
             except OSError as exc:
                 log.warning("cannot delete rotated file", extra={"path": path, "error": type(exc).__name__})
-        if self._is_local and cfg.retention_days:
+        if self._sweeper is not None:
             try:
-                sweep_expired(self.sink)  # type: ignore[arg-type]
+                self._sweeper.step()
             except (SinkError, OSError) as exc:
+                self._sweeper = LocalSweeper(self.sink, clock=self.clock)  # type: ignore[arg-type]
                 log.warning("retention sweep failed", extra={"error": type(exc).__name__})
         for fp, stream in self.tailer.streams.items():
             state = self.checkpointer.streams.get(fp)

@@ -130,3 +130,49 @@ class TestDurability:
         os.utime(leftover, (time.time() - 3600, time.time() - 3600))
         make_pipeline(tmp_path).run_once()
         assert not leftover.exists()
+
+
+class CountingListSink(LocalDirSink):
+    """Counts the walks begun and the objects they have produced so far."""
+
+    walks = 0
+    produced = 0
+
+    def list(self, prefix=""):
+        self.walks += 1
+        for info in super().list(prefix):
+            self.produced += 1
+            yield info
+
+
+class TestLocalSweeper:
+    def test_a_walk_is_spread_over_steps_and_repeated_at_most_every_interval(self, tmp_path):
+        """Each step looks at no more than per_step objects (the walk resumes where it stopped); expired objects
+        are all deleted within one walk; the next walk waits for the interval."""
+        from logshield_agent.retention import LocalSweeper
+
+        sink = CountingListSink(tmp_path, retention_days=1)
+        for i in range(30):
+            sink.put(f"service=a/host=h/dt=2026-01-01/hour=00/{i:012x}-0-0.ndjson", b"x", sha256=sha(b"x"),
+                     metadata={})
+        clock = [0.0]
+        sweeper = LocalSweeper(sink, per_step=7, every=3600.0, clock=lambda: clock[0])
+        later = datetime.now(timezone.utc) + timedelta(days=2)
+        deleted = []
+        for _ in range(4):
+            deleted.append(sweeper.step(now=later))
+            assert sink.produced <= 7 * len(deleted)
+        assert deleted == [7, 7, 7, 7] and sink.walks == 1
+        assert sweeper.step(now=later) == 2  # the rest, and the walk ends
+        assert [i.key for i in LocalDirSink(tmp_path).list()] == []
+        assert sweeper.step(now=later) == 0 and sink.walks == 1  # not again before the interval
+        clock[0] += 3600.0
+        assert sweeper.step(now=later) == 0 and sink.walks == 2
+
+    def test_objects_under_retention_are_kept(self, tmp_path):
+        """The sweeper deletes nothing whose retain-until is still ahead."""
+        from logshield_agent.retention import LocalSweeper
+
+        sink = LocalDirSink(tmp_path, retention_days=1)
+        sink.put("a/k", b"1", sha256=sha(b"1"), metadata={})
+        assert LocalSweeper(sink).step() == 0 and sink.head("a/k") is not None
