@@ -875,6 +875,25 @@ class TestOpenFiles:
         assert deleted.id not in p.tailer.streams
         assert_no_overlap(tmp_path / "store")
 
+    @pytest.mark.timeout(60)
+    def test_once_with_few_descriptors_while_files_grow(self, tmp_path):
+        """--once with more growing files than descriptors: files at their snapshot size make room for the others
+        (they are not waited on), and the run ends."""
+        make_pipeline(tmp_path)
+        logs = tmp_path / "logs"
+        expected = []
+        for n in range(12):
+            expected += write(logs / f"f{n:02d}.log", *numbered(f"f{n}", 5))
+
+        class GrowingFS(FileSystem):
+            def pread(self, fd, size, offset):
+                for n in range(12):
+                    write(logs / f"f{n:02d}.log", "more\n")
+                return super().pread(fd, size, offset)
+
+        make_pipeline(tmp_path, fs=GrowingFS(), max_open_files=3).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_emfile_lowers_the_limit_and_loses_nothing(self, tmp_path):
         """The system refuses descriptors below the agent's limit: no crash, the limit drops, every line ships."""
         make_pipeline(tmp_path)

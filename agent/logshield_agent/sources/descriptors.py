@@ -39,10 +39,10 @@ def is_descriptor_exhaustion(exc: OSError) -> bool:
 
 
 def parkable(stream: Stream) -> bool:
-    """Closing this file loses nothing: everything in it was read and acknowledged, it is not deleted, and it is
-    not waiting for its copytruncate copy."""
+    """Closing this file loses nothing: everything in it was read (up to the ``--once`` snapshot) and acknowledged,
+    it is not deleted, and it is not waiting for its copytruncate copy."""
     return (stream.fd is not None and not stream.deleted and not stream.detached and not stream.recheck
-            and stream.pending is None and not stream.buf and stream.read_offset >= stream.size
+            and stream.pending is None and not stream.buf and stream.read_offset >= stream.readable
             and stream.acked >= stream.read_offset and not stream.stalled)
 
 

@@ -108,6 +108,7 @@ class Tailer:
         self.on_skip = on_skip or (lambda reason: None)
         self.on_lost = on_lost or (lambda nbytes: None)
         self._compressed: dict[tuple[int, int], str] = {}  # inode -> format of files skipped for their content
+        self._first_size: dict[tuple[int, int], int] = {}  # --once: inode -> size when first seen
 
     @property
     def open_files(self) -> int:
@@ -310,6 +311,8 @@ class Tailer:
             if alias is not None and self.identifier.alias_holds(alias, path, st):
                 aliases_seen.add(inode)
                 continue
+            if self._once:
+                self._first_size.setdefault(inode, st.st_size)  # --once: its size when first seen, opened or not
             unknown.append((path, inode, st.st_size))
         for inode in set(self.identifier.aliases) - aliases_seen:
             del self.identifier.aliases[inode]
@@ -416,7 +419,8 @@ class Tailer:
             stream.size, stream.mtime = st.st_size, st.st_mtime
             stream.last_change = now - max(0.0, min(self.wall() - st.st_mtime, self.settle))
             if self._once and stream.limit is None:
-                stream.limit = st.st_size  # --once ships what the file holds now, not what a writer adds meanwhile
+                # --once ships what the file held when first seen, not what a writer adds meanwhile.
+                stream.limit = self._first_size.get((st.st_dev, st.st_ino), st.st_size)
             self._by_inode[(st.st_dev, st.st_ino)] = stream.id
             state = self.checkpointer.get(stream.id)
             if state is not None and state.inode != f"{st.st_dev}:{st.st_ino}":
