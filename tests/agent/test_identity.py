@@ -89,3 +89,4 @@ class TestStateMatches:
         """A version-1 state has no check: its head alone decided (as before the migration)."""
         state = StreamState(fp_len=5, head="h", offset=3, check=None)
         assert state_matches(FS, *opened("a", b"anything\n"), state, "1:1") is True
+        assert state_matches(FS, *opened("b", b"an"), state, "1:1") is False  # shorter than what was shipped

@@ -40,11 +40,11 @@ def read_at(fs: FileSystem, fd: int, size: int, offset: int) -> bytes:
 
 def holds(fs: FileSystem, fd: int, size: int, offset: int, check: str | None) -> bool | None:
     """Whether the file (``size`` bytes) has, just before ``offset``, the bytes whose check is ``check``.
-    A missing check (state migrated from version 1) holds: the head alone decided then."""
-    if check is None:
-        return True
+    A missing check (state migrated from version 1) holds if the file is long enough: the head decided then."""
     if size < offset:
         return False
+    if check is None:
+        return True
     start = max(0, offset - CHECK_BYTES)
     try:
         window = read_at(fs, fd, offset - start, start)
