@@ -51,14 +51,19 @@ class UploadPool:
             job = self._jobs.get()
             if job is None:
                 return
-            future, fn, args = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    result = fn(*args)
-                except BaseException as exc:  # noqa: BLE001 - handed to the pipeline thread, like an executor does
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
+            self._run(*job)
+            del job  # an upload holds its batch: do not keep it alive while waiting for the next one
+
+    @staticmethod
+    def _run(future: Future, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the pipeline thread, like an executor does
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
     def shutdown(self, timeout: float | None = None) -> int:
         """Cancel what has not started, stop the workers after their current upload and wait for them at most

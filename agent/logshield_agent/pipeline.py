@@ -166,8 +166,9 @@ class Pipeline:
             fs=fs, clock=clock, wall=wall, on_read=self._on_read, exclude=config.exclude,
             on_skip=lambda reason: self.metrics.files_skipped.labels(reason).inc(),
             on_lost=self.metrics.truncation_lost.inc,
-            # Memory bound: batches read ahead of the uploads, whatever the number of files in the backlog.
-            max_pending_bytes=(config.upload_concurrency + 1) * config.batch_max_bytes,
+            # Memory bound, whatever the number of files in the backlog: the batches in flight and one more, each
+            # with its slack (a batch may exceed the size by a line; what was read past it waits: another line).
+            max_pending_bytes=(config.upload_concurrency + 1) * (config.batch_max_bytes + 2 * config.max_line_bytes),
             max_open=max_open_files if max_open_files is not None else default_max_open(config.upload_concurrency),
         )
         self._last_housekeeping = clock()

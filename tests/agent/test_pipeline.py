@@ -1235,11 +1235,13 @@ class TestConcurrentUploads:
         assert len(p.tailer.streams) == 20 and sum(pending) <= 3 * (4096 + 1024) and len(pending) <= 4
 
     @pytest.mark.timeout(60)
-    @pytest.mark.parametrize(("concurrency", "line", "max_line"), [(2, 40, 1024), (1, 1000, 4096)])
-    def test_memory_bounded_with_many_backlog_files(self, tmp_path, concurrency, line, max_line):
+    @pytest.mark.parametrize(("concurrency", "line", "max_line", "tight"), [(2, 40, 1024, False),
+                                                                         (1, 1000, 4096, True)])
+    def test_memory_bounded_with_many_backlog_files(self, tmp_path, concurrency, line, max_line, tight):
         """60 files with a backlog: what is held in memory (read-ahead and batches) stays within the budget of
-        UPLOAD_CONCURRENCY + 1 batches (plus a line or two per batch) at every scan; read-ahead left in idle files
-        never blocks the others (it is dropped and re-read); every line ships once."""
+        UPLOAD_CONCURRENCY + 1 batches (each with a line or two of slack) at every scan; read-ahead left in idle
+        files never blocks the others (it is dropped and re-read; `tight`: a budget of just two batches, where
+        leftovers alone would fill it); every line ships once."""
         make_pipeline(tmp_path)
         expected = []
         for n in range(60):
@@ -1247,7 +1249,10 @@ class TestConcurrentUploads:
                               *[f"f{n:02d} {i:05d} {'x' * line}\n" for i in range(16000 // line)])
         p = make_pipeline(tmp_path, env={"upload_concurrency": str(concurrency), "batch_max_bytes": "4KiB",
                                          "max_line_bytes": str(max_line)})
-        budget = (concurrency + 1) * 4096
+        assert p.tailer.max_pending_bytes == (concurrency + 1) * (4096 + 2 * max_line)
+        if tight:
+            p.tailer.max_pending_bytes = 2 * 4096
+        budget = p.tailer.max_pending_bytes
         peak = 0
         scan = p.tailer.scan
 
@@ -1259,7 +1264,6 @@ class TestConcurrentUploads:
 
         p.tailer.scan = measured_scan
         p.run_once()
-        assert p.tailer.max_pending_bytes == budget
         assert 0 < peak <= budget + (concurrency + 1) * 2 * max_line
         assert stored_lines(tmp_path / "store") == exactly(expected)
 

@@ -40,3 +40,25 @@ class TestUploadPool:
         with pytest.raises(RuntimeError):
             pool.submit(lambda: None)
         assert pool.shutdown(timeout=5) == 0
+
+    def test_a_finished_job_is_not_kept_alive(self):
+        """Once its result is handed over, a job's arguments (an upload's batch) are released by the worker."""
+        import gc
+        import weakref
+
+        class Batch:
+            pass
+
+        batch = Batch()
+        ref = weakref.ref(batch)
+        pool = UploadPool(1, name="test-pool")
+        future = pool.submit(lambda b: None, batch)
+        future.result(5)
+        del batch, future
+        for _ in range(100):
+            gc.collect()
+            if ref() is None:
+                break
+            threading.Event().wait(0.01)
+        assert ref() is None
+        assert pool.shutdown(timeout=5) == 0
