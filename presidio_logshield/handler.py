@@ -21,7 +21,7 @@ from .config import HandlerConfig, load_handler_config
 from .output import dropped_records_document
 from .pipeline import Pipeline, in_logshield_thread
 from .record import RecordSnapshot, is_audit_snapshot, snapshot
-from .redaction import shared_redactor
+from .redaction import new_redactor, shared_redactor
 from .worker import QueueStats, RecordQueue, Worker
 from .writer import FileWriter, LineWriter, StreamWriter
 
@@ -57,9 +57,13 @@ class PIIRedactingHandler(logging.Handler):
                                      backup_count=self.config.backup_count)
         else:
             self.writer = StreamWriter(stream if stream is not None else sys.stderr)
-        # ``redactor`` is for tests and embedders; normally one Redactor per configuration is shared.
-        self.pipeline = Pipeline(self.config, (lambda: redactor) if redactor is not None
-                                 else (lambda: shared_redactor(self.config.redaction)))
+        # ``redactor`` is for tests and embedders; normally one Redactor per configuration is shared (and replaced
+        # by one of the handler's own if a detection call hangs inside it).
+        if redactor is not None:
+            self.pipeline = Pipeline(self.config, lambda: redactor)
+        else:
+            self.pipeline = Pipeline(self.config, lambda: shared_redactor(self.config.redaction),
+                                     fresh_redactor_factory=lambda: new_redactor(self.config.redaction))
         # Audit records (audit_event, @audited) to a file and a chain of their own, when configured.
         self.audit_writer: FileWriter | None = None
         if self.config.audit_file:
@@ -98,8 +102,9 @@ class PIIRedactingHandler(logging.Handler):
             if not self.config.asynchronous:
                 self._write([snap])
                 return
-            if self._worker is None:
-                self._start_worker()
+            if self._worker is None and not self._start_worker():
+                self._write([snap])  # no thread can be started (interpreter shutting down): write it now
+                return
             self.queue.put(snap)
         except Exception:
             self.handleError(record)
@@ -112,12 +117,16 @@ class PIIRedactingHandler(logging.Handler):
             sys.stderr.write(f"presidio_logshield: could not handle a record from logger {record.name!r} "
                              f"({record.pathname}:{record.lineno}): {name}\n")
 
-    def _start_worker(self) -> None:
+    def _start_worker(self) -> bool:
         with self._start_lock:
             if self._worker is None:
                 worker = Worker(self.queue, self.config.batch_size, self._write)
-                worker.start()
+                try:
+                    worker.start()
+                except RuntimeError:  # Python 3.12+ refuses new threads during interpreter finalisation
+                    return False
                 self._worker = worker
+            return True
 
     # -- worker side -----------------------------------------------------------------------------------------
     def _write(self, snaps: list[RecordSnapshot]) -> None:

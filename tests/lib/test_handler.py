@@ -15,7 +15,9 @@ import time
 import pytest
 
 from presidio_logshield import PIIRedactingHandler, log_context
-from presidio_logshield.config import ConfigError
+from presidio_logshield.config import ConfigError, load_handler_config
+from presidio_logshield.pipeline import Pipeline
+from presidio_logshield.record import snapshot
 from presidio_logshield.worker import RecordQueue
 from tests.lib.fakes import FakeRedactor
 
@@ -147,6 +149,80 @@ class TestFailClosed:
         log = make_logger(PIIRedactingHandler(filename=target, redactor=FakeRedactor(), asynchronous=False))
         log.info("sensitive p@q.io")
         assert "p@q.io" not in capsys.readouterr().err
+
+
+def _detect_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "logshield-detect"]
+
+
+class TestHungDetection:
+    @pytest.mark.parametrize("asynchronous", [True, False])
+    def test_records_after_a_hang_are_redacted(self, make_logger, asynchronous):
+        """After one batch times out, the next ones run on a fresh detection thread and are redacted normally."""
+        out = io.StringIO()
+        fake = FakeRedactor(hang_on="HANG", hang_seconds=30)
+        handler = PIIRedactingHandler(stream=out, redactor=fake, detection_timeout=0.3, batch_size=1,
+                                      asynchronous=asynchronous)
+        log = make_logger(handler)
+        try:
+            log.info("HANG for zed@example.com")
+            for i in range(5):
+                log.info("after %d for u%d@example.com", i, i)
+            handler.flush(timeout=20)
+            docs = lines(out)
+            assert docs[0]["redaction"] == {"error": "DetectionTimeout", "withheld": True}
+            assert [d["message"] for d in docs[1:]] == [f"after {i} for <EMAIL_ADDRESS>" for i in range(5)]
+            assert "zed@example.com" not in out.getvalue()
+        finally:
+            fake.release.set()
+
+    def test_abandoned_threads_are_bounded(self, make_logger):
+        """With two hung calls still running, further batches are withheld at once instead of starting threads;
+        once the hung calls return, records are redacted again."""
+        out = io.StringIO()
+        fake = FakeRedactor(hang_on="HANG", hang_seconds=30)
+        handler = PIIRedactingHandler(stream=out, redactor=fake, detection_timeout=0.2, asynchronous=False)
+        log = make_logger(handler)
+        before = set(_detect_threads())
+        try:
+            log.info("HANG one")
+            log.info("HANG two")
+            log.info("meanwhile a@b.io")
+            assert lines(out)[2]["redaction"] == {"error": "DetectionStuck", "withheld": True}
+            assert len(set(_detect_threads()) - before) <= 3 and handler.pipeline.abandoned_running == 2
+        finally:
+            fake.release.set()
+        for thread in set(_detect_threads()) - before:  # both abandoned threads return and exit
+            thread.join(10)
+        log.info("later c@d.io")
+        assert lines(out)[3]["message"] == "later <EMAIL_ADDRESS>" and handler.pipeline.abandoned_running == 0
+
+    def test_a_shared_redactor_held_by_a_hung_call_is_replaced(self):
+        """When the hung call still holds the (serialised) shared redactor, the next batch gets a redactor of its
+        own instead of queueing behind it."""
+        shared = FakeRedactor(hang_on="HANG", hang_seconds=30, serialised=True)
+        fresh: list[FakeRedactor] = []
+
+        def make_fresh() -> FakeRedactor:
+            fresh.append(FakeRedactor(serialised=True))
+            return fresh[-1]
+
+        pipeline = Pipeline(load_handler_config(detection_timeout=0.3), lambda: shared,
+                            fresh_redactor_factory=make_fresh)
+        try:
+            [stuck] = [json.loads(x) for x in pipeline.render([_snap("HANG x@y.io")]).splitlines()]
+            later = [json.loads(x) for x in pipeline.render([_snap("mail a@b.io"), _snap("mail c@d.io")]).splitlines()]
+            assert stuck["redaction"]["error"] == "DetectionTimeout"
+            assert [d["message"] for d in later] == ["mail <EMAIL_ADDRESS>"] * 2
+            assert len(fresh) == 1 and fresh[0].batches and pipeline.redactors_replaced == 1
+        finally:
+            shared.release.set()
+            pipeline.close()
+
+
+def _snap(message: str):
+    return snapshot(logging.makeLogRecord({"msg": message, "name": "test.pipeline", "levelno": 20,
+                                           "levelname": "INFO"}))
 
 
 class TestQueue:
@@ -331,19 +407,73 @@ class TestFork:
         assert "parent after fork" in parent and "child" not in parent
 
 
+def _run_script(*lines_of_code: str) -> None:
+    """Run a script in a fresh interpreter that imports this checkout (PYTHONPATH inherited)."""
+    import subprocess
+    script = "\n".join(["import sys", f"sys.path.insert(0, {os.getcwd()!r})", *lines_of_code])
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
 class TestExit:
     def test_records_are_drained_at_interpreter_exit(self, tmp_path):
-        """A script that logs and exits without closing anything still gets every record written."""
+        """A script that logs and exits without closing anything gets every record written, redacted (not withheld:
+        the drain at exit still has a detection thread)."""
         path = tmp_path / "exit.log"
-        script = "\n".join([
-            "import logging, sys",
-            f"sys.path.insert(0, {os.getcwd()!r})",
+        _run_script(
+            "import logging",
             "from presidio_logshield import PIIRedactingHandler",
             "from tests.lib.fakes import FakeRedactor",
             f"h = PIIRedactingHandler(filename={str(path)!r}, redactor=FakeRedactor())",
             "logging.getLogger().addHandler(h); logging.getLogger().setLevel(logging.INFO)",
-            "for i in range(2000): logging.info('exit %d', i)",
-        ])
-        import subprocess
-        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-        assert len(path.read_text().splitlines()) == 2000
+            "for i in range(2000): logging.info('exit %d for u%d@example.com', i, i)",
+        )
+        messages = [json.loads(line)["message"] for line in path.read_text().splitlines()]
+        assert messages == [f"exit {i} for <EMAIL_ADDRESS>" for i in range(2000)]
+
+    def test_readme_quick_start_as_a_plain_script(self, tmp_path, monkeypatch):
+        """The README's quick start, run as a script with the real redactor (patterns mode), writes its warning
+        and its audit record redacted when the interpreter exits."""
+        path = tmp_path / "app.log"
+        monkeypatch.setenv("LOGSHIELD_DETECTION", "patterns")
+        _run_script(
+            "import logging",
+            "from presidio_logshield import PIIRedactingHandler, audit_event, log_context",
+            f"logging.getLogger().addHandler(PIIRedactingHandler({str(path)!r}, service='shop-api'))",
+            "with log_context(request_id='r-42', actor='alice@example.com'):",
+            "    logging.getLogger('shop').warning('card %s declined for %s', '4111111111111111', 'alice@example.com',",
+            "                                      extra={'payload': {'password': 'hunter2'}})",
+            "    audit_event('invoice.read', 'invoice/42')",
+        )
+        warning, audit = (json.loads(line) for line in path.read_text().splitlines())
+        assert warning["message"] == "card <CREDIT_CARD> declined for <EMAIL_ADDRESS>"
+        assert warning["payload"] == {"password": "<SECRET>"} and warning["actor"] == "<EMAIL_ADDRESS>"
+        assert audit["audit"]["action"] == "invoice.read" and "withheld" not in path.read_text()
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+    def test_forked_children_exiting_with_sys_exit_drain_redacted(self, tmp_path):
+        """gunicorn-style workers that leave with sys.exit (atexit runs) write all their records, redacted."""
+        template = tmp_path / "app-{pid}.log"
+        _run_script(
+            "import logging, os",
+            "from presidio_logshield import PIIRedactingHandler",
+            "from tests.lib.fakes import FakeRedactor",
+            f"h = PIIRedactingHandler(filename={str(template)!r}, redactor=FakeRedactor())",
+            "log = logging.getLogger('fork'); log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False",
+            "log.info('parent a@b.io')",
+            "children = []",
+            "for k in range(2):",
+            "    pid = os.fork()",
+            "    if pid == 0:",
+            "        for i in range(300): log.info('child %d msg %d bob@example.com', k, i)",
+            "        sys.exit(0)",
+            "    children.append(pid)",
+            "for pid in children: os.waitpid(pid, 0)",
+        )
+        children = [p for p in tmp_path.glob("app-*.log")]
+        assert len(children) == 3
+        for path in children:
+            messages = [json.loads(line)["message"] for line in path.read_text().splitlines()]
+            assert "withheld" not in path.read_text() and "@example.com" not in path.read_text()
+            if messages[0].startswith("child"):
+                k = messages[0].split()[1]
+                assert messages == [f"child {k} msg {i} <EMAIL_ADDRESS>" for i in range(300)]
