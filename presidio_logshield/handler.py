@@ -2,6 +2,12 @@
 
 Never raises into the application, never writes raw text when redaction fails, drains on ``flush``,
 ``close``, ``logging.shutdown`` and interpreter exit, and restarts its worker in a forked child.
+
+Never deadlocks on its own records either: a record logged from inside the handler's work — on its worker or
+detection threads, or on the application thread while the handler is in ``emit`` (a synchronous write, a warning
+raised while the models load, an object's ``__str__`` that logs) — is not taken, only counted (``stats().diverted``),
+and Presidio's and spaCy's own loggers are never taken at all. ``handle`` does not take the handler lock
+(``logging.shutdown`` holds it while it flushes, and the worker must still be able to finish).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -27,9 +34,21 @@ from .writer import FileWriter, LineWriter, StreamWriter
 
 __all__ = ["PIIRedactingHandler"]
 
-#: Loggers whose records are never taken: Presidio's own (they can carry raw text) and ours.
-_IGNORED_LOGGER_PREFIXES = ("presidio-analyzer", "presidio-anonymizer", "presidio_analyzer",
-                            "presidio_anonymizer", "decision_process")
+#: Loggers (and their children) whose records are never taken: Presidio's and spaCy's (they can carry raw text, and
+#: they log while the models load on the handler's own threads).
+IGNORED_LOGGERS = ("presidio-analyzer", "presidio-anonymizer", "presidio_analyzer", "presidio_anonymizer",
+                   "decision_process", "spacy", "thinc")
+_ignored_names: dict[str, bool] = {}
+
+
+def _is_ignored_logger(name: str) -> bool:
+    ignored = _ignored_names.get(name)
+    if ignored is None:
+        ignored = any(name == prefix or name.startswith(prefix + ".") for prefix in IGNORED_LOGGERS)
+        if len(_ignored_names) >= 4096:
+            _ignored_names.clear()
+        _ignored_names[name] = ignored
+    return ignored
 
 _live_handlers: weakref.WeakSet[PIIRedactingHandler] = weakref.WeakSet()
 
@@ -73,9 +92,12 @@ class PIIRedactingHandler(logging.Handler):
         self.audit_chain: RecordChain | None = self._new_chain(self.audit_writer) if self.audit_writer else None
         if self.chain is not None:
             self.pipeline.sealer = self.chain.seal
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._closed = False
         self._reported_drops = 0
+        self._in_emit = threading.local()  # set while this thread is inside emit: its records are diverted
+        self._diverted = 0
+        self._diverted_lock = threading.Lock()
         self._new_queue()
         _live_handlers.add(self)
 
@@ -94,9 +116,27 @@ class PIIRedactingHandler(logging.Handler):
         self._start_lock = threading.Lock()
 
     # -- application side ----------------------------------------------------------------------------------
+    def handle(self, record: logging.LogRecord) -> bool | logging.LogRecord:  # type: ignore[override]
+        """``logging.Handler.handle`` without the handler lock (``emit`` is thread-safe), refusing the handler's own
+        records before anything else."""
+        if _is_ignored_logger(record.name):
+            return False
+        if in_logshield_thread() or getattr(self._in_emit, "active", False):
+            with self._diverted_lock:
+                self._diverted += 1
+            return False
+        rv = self.filter(record)
+        if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may return a replacement record
+            record = rv
+        if rv:
+            self.emit(record)
+        return rv
+
     def emit(self, record: logging.LogRecord) -> None:
-        if in_logshield_thread() or record.name.startswith(_IGNORED_LOGGER_PREFIXES) or self._closed:
+        if self._closed:
             return
+        in_emit = self._in_emit
+        in_emit.active = True
         try:
             snap = snapshot(record)
             if not self.config.asynchronous:
@@ -108,6 +148,8 @@ class PIIRedactingHandler(logging.Handler):
             self.queue.put(snap)
         except Exception:
             self.handleError(record)
+        finally:
+            in_emit.active = False
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging API
         # The stdlib version prints the record's message and args: raw text. Print only where it came from.
@@ -163,8 +205,9 @@ class PIIRedactingHandler(logging.Handler):
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def stats(self) -> QueueStats:
-        """Accepted, written and dropped record counts (and how many wait in the queue)."""
-        return self.queue.stats()
+        """Accepted, written and dropped record counts, how many wait in the queue, and how many records logged from
+        inside the handler's own work were not taken (``diverted``)."""
+        return dataclasses.replace(self.queue.stats(), diverted=self._diverted)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every record accepted before this call has been written (or ``timeout`` passes)."""
@@ -205,7 +248,8 @@ class PIIRedactingHandler(logging.Handler):
 
     def _after_fork_in_child(self) -> None:
         # Records still queued belong to the parent, which writes them; the child starts empty.
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._diverted_lock = threading.Lock()
         self._new_queue()
         self._reported_drops = 0
         self.pipeline.reset_after_fork()

@@ -225,6 +225,124 @@ def _snap(message: str):
                                            "levelname": "INFO"}))
 
 
+@pytest.fixture
+def on_root():
+    """Put a handler on the root logger (level INFO), as the README's dictConfig does; removed and closed after."""
+    root = logging.getLogger()
+    added: list[logging.Handler] = []
+    old_level = root.level
+
+    def add(handler: logging.Handler) -> logging.Handler:
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        added.append(handler)
+        return handler
+
+    yield add
+    for handler in added:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(old_level)
+
+
+def _finishes(func, seconds: float = 15.0) -> bool:
+    """Run ``func`` on a thread; False when it is still running after ``seconds`` (a deadlock)."""
+    thread = threading.Thread(target=func, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+class ChattyRedactor(FakeRedactor):
+    """Logs from inside detection, like Presidio importing (INFO on presidio-analyzer) or a library warning."""
+
+    def redact_batch(self, values):
+        logging.getLogger("presidio-analyzer").info("loading recognizers for bob@example.com")
+        logging.getLogger("app.inner").warning("something from a library while detecting")
+        return super().redact_batch(values)
+
+
+class TestReentrancy:
+    @pytest.mark.parametrize("asynchronous", [True, False])
+    def test_timeout_warning_with_the_handler_on_root(self, on_root, asynchronous):
+        """The pipeline's own warning about a timed-out batch reaches the root logger's handler — itself — while it
+        writes: it is diverted and counted, the application call returns, the record is written withheld."""
+        out = io.StringIO()
+        fake = FakeRedactor(hang_on="HANG", hang_seconds=30)
+        handler = on_root(PIIRedactingHandler(stream=out, redactor=fake, detection_timeout=0.3,
+                                              asynchronous=asynchronous))
+        try:
+            assert _finishes(lambda: logging.getLogger("app").error("HANG mail alice@example.com"))
+            handler.flush(timeout=10)
+        finally:
+            fake.release.set()
+        [doc] = lines(out)
+        assert doc["redaction"]["error"] == "DetectionTimeout" and handler.stats().diverted >= 1
+
+    @pytest.mark.parametrize("asynchronous", [True, False])
+    def test_warning_while_the_models_load_with_captured_warnings(self, on_root, asynchronous):
+        """logging.captureWarnings(True) and no spaCy pipeline: the fallback warning, raised while the handler
+        builds its redactor, does not re-enter it; the record is redacted."""
+        out = io.StringIO()
+        handler = on_root(PIIRedactingHandler(stream=out, asynchronous=asynchronous, chain=False,
+                                              spacy_model=f"xx_not_installed_{asynchronous}"))  # a fresh redactor
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            logging.captureWarnings(True)
+            try:
+                assert _finishes(lambda: logging.getLogger("app").error("mail alice@example.com"), 60)
+                handler.flush(timeout=30)
+            finally:
+                logging.captureWarnings(False)
+        [doc] = lines(out)
+        assert doc["message"] == "mail <EMAIL_ADDRESS>" and handler.stats().diverted >= 1
+
+    def test_flush_under_the_handler_lock_while_the_worker_logs(self, on_root):
+        """logging.shutdown() holds the handler lock while it flushes; records the worker logs meanwhile (Presidio's
+        import-time INFO, a library warning) neither wait for that lock nor get written."""
+        out = io.StringIO()
+        handler = on_root(PIIRedactingHandler(stream=out, redactor=ChattyRedactor(), detection_timeout=30))
+        logging.getLogger("app").warning("mail alice@example.com")
+
+        def shutdown_like() -> None:
+            handler.acquire()
+            try:
+                handler.flush()
+            finally:
+                handler.release()
+
+        assert _finishes(shutdown_like)
+        assert [d["message"] for d in lines(out)] == ["mail <EMAIL_ADDRESS>"]
+        assert "loading recognizers" not in out.getvalue() and "from a library" not in out.getvalue()
+
+    def test_presidio_and_spacy_loggers_never_reach_the_handler(self, on_root):
+        """Records of Presidio's and spaCy's loggers (and their children) are not taken even from the application
+        thread; the handler's own audit logger is."""
+        out = io.StringIO()
+        handler = on_root(PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False))
+        for name in ("presidio-analyzer", "presidio_analyzer.recognizers", "decision_process", "spacy", "thinc"):
+            logging.getLogger(name).error("raw text bob@example.com")
+        logging.getLogger("presidio_logshield.audit").warning("audit-ish")
+        logging.getLogger("spacy_app").warning("an app whose name starts with spacy")
+        assert [d["message"] for d in lines(out)] == ["audit-ish", "an app whose name starts with spacy"]
+        assert handler.stats().diverted == 0
+
+    def test_a_record_logged_while_snapshotting_is_diverted(self, make_logger):
+        """An argument whose __str__ logs (synchronous mode): the inner record is diverted, the outer written."""
+        out = io.StringIO()
+        handler = PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False)
+        log = make_logger(handler)
+
+        class Noisy:
+            def __str__(self) -> str:
+                log.warning("inner")
+                return "noisy"
+
+        assert _finishes(lambda: log.info("outer %s", Noisy()))
+        assert [d["message"] for d in lines(out)] == ["outer noisy"] and handler.stats().diverted == 1
+
+
 class TestQueue:
     @pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest", "block"])
     def test_overflow_is_counted_and_reported(self, make_logger, policy):
