@@ -141,6 +141,11 @@ class Pipeline:
             raise
 
     def documents(self, snaps: Sequence[RecordSnapshot]) -> list[dict[str, Any]]:
+        if any(snap.failed for snap in snaps):  # could not even be captured: fail-closed, the rest as usual
+            done = iter(self.documents([snap for snap in snaps if not snap.failed]))
+            return [self._fail_closed(snap, snap.failed) if snap.failed else next(done) for snap in snaps]
+        if not snaps:
+            return []
         try:
             # Loading Presidio and spaCy takes seconds: not part of the detection timeout.
             redactor = self._usable_redactor()

@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 
 import pytest
 
@@ -100,6 +101,132 @@ class TestRecordShapes:
         log.info("x", extra={"service": "fake", "host": "h"})
         [doc] = lines(out)
         assert doc["service"] == "real" and doc["extra_service"] == "fake" and doc["extra_host"] == "h"
+
+
+class BadStr:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+    __repr__ = __str__
+
+
+class ExcWithBadStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("boom")
+
+
+class UnreadableMapping(Mapping):
+    """A mapping whose items cannot be read: the snapshot itself fails."""
+
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def __iter__(self):
+        raise OSError("gone")
+
+    def __len__(self) -> int:
+        return 1
+
+
+class TestUnprintable:
+    def test_argument_whose_str_raises(self, make_logger):
+        """An %-argument whose __str__ and __repr__ raise: the record is written, naming the error, no raw text."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False))
+        log.info("obj %s alice@example.com", BadStr())
+        [doc] = lines(out)
+        assert "message formatting failed: RuntimeError" in doc["message"]
+        assert "<unprintable BadStr: RuntimeError>" in doc["message"] and "alice@example.com" not in out.getvalue()
+
+    def test_exception_whose_str_raises(self, make_logger):
+        """logger.exception for an exception whose __str__ raises: written, with a placeholder for its message."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False))
+        try:
+            raise ExcWithBadStr()
+        except ExcWithBadStr:
+            log.exception("failed for alice@example.com")
+        [doc] = lines(out)
+        assert doc["message"] == "failed for <EMAIL_ADDRESS>"
+        assert doc["exception"]["type"] == "ExcWithBadStr"
+        assert doc["exception"]["message"] == "<unprintable ExcWithBadStr: RuntimeError>"
+
+    def test_message_object_whose_str_raises(self, make_logger):
+        """A message object that cannot be made text: written with a placeholder and the error's type."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False))
+        log.info(BadStr())
+        [doc] = lines(out)
+        assert doc["message"] == "<unprintable BadStr: RuntimeError> <logshield: message formatting failed: " \
+                                 "RuntimeError>"
+
+    @pytest.mark.parametrize("asynchronous", [True, False])
+    def test_record_that_cannot_be_captured_is_written_fail_closed(self, make_logger, asynchronous):
+        """When the snapshot itself fails (an extra that cannot be read), a fail-closed record is written: metadata
+        and the error's type, nothing from the application."""
+        out = io.StringIO()
+        handler = PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=asynchronous)
+        log = make_logger(handler)
+        log.warning("mail alice@example.com", extra={"data": UnreadableMapping()})
+        log.info("next bob@example.com")
+        handler.flush()
+        failed, ok = lines(out)
+        assert failed["redaction"] == {"error": "OSError", "withheld": True} and failed["level"] == "WARNING"
+        assert "alice" not in out.getvalue() and ok["message"] == "next <EMAIL_ADDRESS>"
+
+
+class TestCaptureByValue:
+    def test_containers_mutated_after_the_call_are_written_as_they_were(self, make_logger):
+        """Asynchronous mode: dicts, lists and tuples in extra, a dict message and log_context fields are copied at
+        the call, so changing them afterwards (before the worker gets to the record) changes nothing written."""
+        out = io.StringIO()
+        fake = FakeRedactor(hang_on="STALL", hang_seconds=30)
+        handler = PIIRedactingHandler(stream=out, redactor=fake, batch_size=1, detection_timeout=30)
+        log = make_logger(handler)
+        order = {"status": "pending", "items": [1], "meta": ({"tag": "a"},)}
+        message = {"event": "placed", "lines": [{"sku": "x"}]}
+        context_user = {"role": "viewer"}
+        log.info("STALL")  # the worker is held on this record: the next ones wait in the queue
+        with log_context(user=context_user):
+            log.info("order placed", extra={"order": order})
+            log.info(message)
+        order["status"] = "CANCELLED"
+        order["items"].append(99)
+        order["meta"][0]["tag"] = "b"
+        message["event"] = "CHANGED"
+        message["lines"][0]["sku"] = "y"
+        context_user["role"] = "admin"
+        fake.release.set()
+        handler.flush(timeout=20)
+        _, placed, dict_message = lines(out)
+        assert placed["order"] == {"status": "pending", "items": [1], "meta": [{"tag": "a"}]}
+        assert dict_message["event"] == "placed" and dict_message["lines"] == [{"sku": "x"}]
+        assert placed["user"] == {"role": "viewer"} and dict_message["user"] == {"role": "viewer"}
+
+    def test_capture_copies_structure_not_scalars(self):
+        """capture() copies every container (a named tuple keeps its type) and keeps strings and objects as they are."""
+        from collections import namedtuple
+
+        from presidio_logshield.capture import capture
+        creds = namedtuple("Creds", "user password")
+        marker = object()
+        value = {"a": [1, {"b": {2, 3}}], "c": creds("u", ["p"]), "o": marker, "s": "text"}
+        copied = capture(value)
+        assert copied == value and copied is not value
+        assert copied["a"] is not value["a"] and copied["a"][1]["b"] is not value["a"][1]["b"]
+        assert type(copied["c"]) is creds and copied["c"].password is not value["c"].password
+        assert copied["o"] is marker and copied["s"] is value["s"]
+
+    def test_self_referencing_extra_does_not_break_logging(self, make_logger):
+        """A dict that contains itself is copied to a bounded depth and still written (the real redactor writes what
+        is nested too deep as redacted text)."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, detection="patterns", asynchronous=False))
+        loop: dict = {"mail": "a@b.io"}
+        loop["self"] = loop
+        log.info("loop", extra={"loop": loop})
+        [doc] = lines(out)
+        assert doc["loop"]["mail"] == "<EMAIL_ADDRESS>" and "a@b.io" not in out.getvalue()
 
 
 class TestFailClosed:
