@@ -2,8 +2,12 @@
 
 Every line has the same top-level shape — ``timestamp`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
 ``service``, ``host``, ``pid``, ``thread``, the ``log_context`` fields, the ``extra`` fields, ``exception``,
-``stack_info`` and a ``redaction`` summary (entity counts and rule ids, never values). Base fields win over an
-``extra`` of the same name, which is kept as ``extra_<name>``.
+``stack_info`` and a ``redaction`` summary (entity counts and rule ids, never values), then the chain's ``stream``,
+``seq``, ``stream_start`` and ``chain``. A key of a dict message, ``log_context`` or ``extra`` named like one of these
+(:data:`RESERVED_FIELDS`), or like a field already written, is kept as ``extra_<name>`` — whether or not the handler
+writes that field on this line — so an application value is never taken for the handler's own (a fake redaction
+summary) nor overwritten by it. Logger and thread names are application text too: they are redacted (see the
+pipeline), and a fail-closed line names them only once they have been seen redacted.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json.encoder
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,16 +25,29 @@ from .record import RecordSnapshot
 from .summary import NOTHING_FOUND
 
 __all__ = [
+    "RESERVED_FIELDS",
+    "WITHHELD_NAME",
     "dropped_records_document",
     "encode",
     "encode_lines",
     "failed_closed_document",
+    "name_inputs",
     "redact_documents",
     "redaction_inputs",
     "rfc3339",
 ]
 
 _PARTS = 5  # values per snapshot handed to the redactor: message, extra, context, exception, stack_info
+
+#: Top-level fields the handler writes itself (the chain adds the last four).
+RESERVED_FIELDS = frozenset({
+    "timestamp", "level", "logger", "message", "service", "host", "pid", "thread", "exception", "stack_info",
+    "redaction", "stream", "seq", "stream_start", "chain", "logshield_dropped", "logshield_dropped_total",
+})
+#: A logger or thread name on a fail-closed line that was never seen redacted.
+WITHHELD_NAME = "<withheld>"
+#: ``raw name -> (redacted name, summary)``, as the pipeline caches them.
+NameCache = Mapping[str, tuple[str, Any]]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -74,10 +91,6 @@ def _header(created: float, level: str, logger: str, message: Any, service: str,
     }
 
 
-def _base(snap: RecordSnapshot, service: str, host: str, message: Any) -> dict[str, Any]:
-    return _header(snap.created, snap.levelname, snap.name, message, service, host, snap.process, snap.thread_name)
-
-
 def dropped_records_document(newly: int, total: int, overflow: str, service: str, host: str) -> dict[str, Any]:
     """The handler's own warning that ``newly`` records were dropped because the queue was full."""
     doc = _header(time.time(), "WARNING", "presidio_logshield",
@@ -92,8 +105,11 @@ def _merge(doc: dict[str, Any], fields: Any) -> None:
     if not isinstance(fields, dict):
         return
     for key, value in fields.items():
-        key = str(key)
-        doc[f"extra_{key}" if key in doc else key] = value
+        if type(key) is not str:
+            key = str(key)
+        while key in RESERVED_FIELDS or key in doc:
+            key = f"extra_{key}"
+        doc[key] = value
 
 
 def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = frozenset()) -> list[Any]:
@@ -112,17 +128,40 @@ def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = 
     return values
 
 
+def name_inputs(snaps: Sequence[RecordSnapshot], cache: NameCache) -> list[str]:
+    """The logger and thread names of ``snaps`` not yet in ``cache``, once each."""
+    wanted: dict[str, None] = {}
+    for snap in snaps:
+        for name in (snap.name, snap.thread_name):
+            if name and name not in cache:
+                wanted[name] = None
+    return list(wanted)
+
+
+def _name(name: str | None, cache: NameCache | None, found: list[Any] | None = None) -> str | None:
+    if not name or cache is None:
+        return name
+    entry = cache.get(name)
+    if entry is None:
+        return WITHHELD_NAME
+    if found is not None and entry[1]:
+        found.append(entry[1])
+    return entry[0]
+
+
 def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[Any, Any]],
-                     service: str, host: str) -> list[dict[str, Any]]:
-    """Assemble documents from snapshots and the redactor's results for :func:`redaction_inputs`."""
+                     service: str, host: str, names: NameCache | None = None) -> list[dict[str, Any]]:
+    """Assemble documents from snapshots and the redactor's results for :func:`redaction_inputs`; ``names`` holds
+    the redacted logger and thread names (None: written as they are)."""
     docs = []
     for index, snap in enumerate(snaps):
         base = index * _PARTS
         parts = redacted[base:base + _PARTS]
         (message, _), (extra, _), (context, _), (exc, _), (stack, _) = parts
+        found = [summary for _, summary in parts if summary is not NOTHING_FOUND and summary]
         dict_message = isinstance(message, dict)  # its keys become fields, like python-json-logger
-        doc = _header(snap.created, snap.levelname, snap.name, "" if dict_message else message, service, host,
-                      snap.process, snap.thread_name)
+        doc = _header(snap.created, snap.levelname, _name(snap.name, names, found), "" if dict_message else message,
+                      service, host, snap.process, _name(snap.thread_name, names, found))
         if dict_message:
             _merge(doc, message)
         if context:
@@ -133,7 +172,6 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
             doc["exception"] = exc
         if stack is not None:
             doc["stack_info"] = stack
-        found = [summary for _, summary in parts if summary is not NOTHING_FOUND and summary]
         if found:
             merged = type(found[0])()
             for summary in found:
@@ -143,11 +181,14 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
     return docs
 
 
-def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error: BaseException | str
-                           ) -> dict[str, Any]:
-    """A record whose redaction failed: metadata only, no text that came from the application."""
+def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error: BaseException | str,
+                           names: NameCache | None = None) -> dict[str, Any]:
+    """A record whose redaction failed: metadata only, no text that came from the application (logger and thread
+    names only as ``names`` has them redacted, when given)."""
     name = error if isinstance(error, str) else type(error).__name__
-    doc = _base(snap, service, host, f"<logshield: redaction failed ({name}); record content withheld>")
+    doc = _header(snap.created, snap.levelname, _name(snap.name, names),
+                  f"<logshield: redaction failed ({name}); record content withheld>", service, host, snap.process,
+                  _name(snap.thread_name, names))
     doc["redaction"] = {"error": name, "withheld": True}
     return doc
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import HandlerConfig
-from .output import encode_lines, failed_closed_document, redact_documents, redaction_inputs
+from .output import encode_lines, failed_closed_document, name_inputs, redact_documents, redaction_inputs
 from .record import RecordSnapshot
 from .runner import DeadlineExceeded, DeadlineRunner, TooManyAbandoned
 
@@ -44,6 +44,8 @@ def freeze_long_lived_objects() -> None:
 
 #: Abandoned detection threads that may still be running before batches are withheld without waiting.
 MAX_ABANDONED = 2
+#: Logger and thread names remembered redacted (a flood of unique thread names just starts the cache over).
+NAME_CACHE_SIZE = 4096
 
 
 class Pipeline:
@@ -68,6 +70,8 @@ class Pipeline:
         self.sealer: Callable[[dict[str, Any]], bytes] | None = None
         self.failed_closed = 0
         self.redactors_replaced = 0
+        #: Logger and thread names, redacted once each: ``raw -> (redacted, summary)``.
+        self._names: dict[str, tuple[str, Any]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def reset_after_fork(self) -> None:
@@ -108,8 +112,16 @@ class Pipeline:
     # -- work ----------------------------------------------------------------------------------------------
     def _redact(self, snaps: Sequence[RecordSnapshot], redactor: Any) -> list[dict[str, Any]]:
         fields = frozenset(self.config.pseudonym_fields)
-        redacted = redactor.redact_batch(redaction_inputs(snaps, fields))
-        docs = redact_documents(snaps, redacted, self.config.service, self.config.host)
+        values = redaction_inputs(snaps, fields)
+        count = len(values)
+        names = self._names
+        if len(names) >= NAME_CACHE_SIZE:
+            names.clear()
+        new_names = name_inputs(snaps, names)  # in the same batch: one detection pass
+        redacted = redactor.redact_batch(values + new_names if new_names else values)
+        if new_names:
+            names.update(zip(new_names, redacted[count:], strict=True))
+        docs = redact_documents(snaps, redacted, self.config.service, self.config.host, names)
         for name in self.config.pseudonym_fields:
             for snap, doc in zip(snaps, docs, strict=True):
                 value = snap.context.get(name, snap.extra.get(name))
@@ -129,7 +141,7 @@ class Pipeline:
 
     def _fail_closed(self, snap: RecordSnapshot, error: BaseException | str) -> dict[str, Any]:
         self.failed_closed += 1
-        return failed_closed_document(snap, self.config.service, self.config.host, error)
+        return failed_closed_document(snap, self.config.service, self.config.host, error, self._names)
 
     def _run(self, func: Callable[[], list[dict[str, Any]]], redactor: Any) -> list[dict[str, Any]]:
         try:

@@ -18,7 +18,7 @@ import pytest
 from presidio_logshield import PIIRedactingHandler, log_context
 from presidio_logshield.config import ConfigError, load_handler_config
 from presidio_logshield.pipeline import Pipeline
-from presidio_logshield.record import snapshot
+from presidio_logshield.record import RESERVED_ATTRS, snapshot
 from presidio_logshield.worker import RecordQueue
 from tests.lib.fakes import FakeRedactor
 
@@ -101,6 +101,100 @@ class TestRecordShapes:
         log.info("x", extra={"service": "fake", "host": "h"})
         [doc] = lines(out)
         assert doc["service"] == "real" and doc["extra_service"] == "fake" and doc["extra_host"] == "h"
+
+
+class RecordingRedactor(FakeRedactor):
+    """Remembers every top-level value it was asked to redact."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.values: list = []
+
+    def redact_batch(self, values):
+        self.values.extend(values)
+        return super().redact_batch(values)
+
+
+class TestReservedFields:
+    RESERVED = ("timestamp", "level", "logger", "message", "service", "host", "pid", "thread", "exception",
+                "stack_info", "redaction", "stream", "seq", "stream_start", "chain")
+
+    @pytest.mark.parametrize("chain", [True, False])
+    def test_extras_named_like_handler_fields_are_always_renamed(self, make_logger, chain):
+        """Every reserved name in extra is written as extra_<name> — also fields this line does not have (no
+        exception, no finding, no chain) — so a fake redaction summary never passes for the handler's."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False, chain=chain))
+        fake = {name: f"app-{name}" for name in self.RESERVED if name not in RESERVED_ATTRS}  # not LogRecord's own
+        fake["redaction"] = {"entities": {}, "rules": ["none found, trust me"]}
+        log.info("clean line", extra=fake)
+        [doc] = lines(out)
+        assert "redaction" not in doc and "exception" not in doc and "stack_info" not in doc
+        assert all(doc[f"extra_{name}"] == value for name, value in fake.items())
+        assert doc["message"] == "clean line" and doc["level"] == "INFO"
+        assert ("chain" in doc) is chain and doc.get("seq", 1) == 1
+
+    def test_real_fields_and_the_renamed_extras_side_by_side(self, make_logger):
+        """With a finding and an exception, the handler's redaction and exception fields are its own and the
+        application's same-named values are kept beside them, also from a dict message."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False))
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            log.exception("mail a@b.io", extra={"redaction": "app", "exception": "app", "extra_redaction": "x"})
+        log.info({"event": "e", "redaction": "from the message", "seq": 99, "thread": "t", "stack_info": "s",
+                  "message": "m"})
+        first, second = lines(out)
+        assert first["redaction"]["entities"] == {"EMAIL_ADDRESS": 1} and first["exception"]["type"] == "ValueError"
+        assert first["extra_redaction"] == "app" and first["extra_exception"] == "app"
+        assert first["extra_extra_redaction"] == "x"
+        assert second["extra_redaction"] == "from the message" and second["extra_seq"] == 99 and second["seq"] == 2
+        assert (second["extra_thread"], second["extra_stack_info"], second["extra_message"]) == ("t", "s", "m")
+        assert second["thread"] == "MainThread" and "stack_info" not in second
+
+
+class TestNames:
+    def test_logger_and_thread_names_are_redacted(self, make_logger):
+        """A logger or thread name carrying personal data is redacted like the message, and counted."""
+        out = io.StringIO()
+        handler = PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False)
+        make_logger(handler)
+        logger = logging.getLogger("audit:carol@example.com")
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        try:
+            thread = threading.Thread(target=lambda: logger.warning("hello"), name="job:bob@example.com")
+            thread.start()
+            thread.join()
+        finally:
+            logger.handlers[:] = []
+        [doc] = lines(out)
+        assert doc["logger"] == "audit:<EMAIL_ADDRESS>" and doc["thread"] == "job:<EMAIL_ADDRESS>"
+        assert doc["redaction"]["entities"] == {"EMAIL_ADDRESS": 2} and "@example.com" not in out.getvalue()
+
+    def test_each_name_is_detected_once(self, make_logger):
+        """Names are cached: many records from one logger and thread send each name to detection once."""
+        out = io.StringIO()
+        fake = RecordingRedactor()
+        log = make_logger(PIIRedactingHandler(stream=out, redactor=fake, batch_size=4))
+        for i in range(20):
+            log.info("n %d", i)
+        log.handlers[0].flush()
+        assert fake.values.count(log.name) == 1 and fake.values.count("MainThread") == 1
+        assert [d["logger"] for d in lines(out)] == [log.name] * 20
+
+    def test_fail_closed_lines_name_only_names_seen_redacted(self, make_logger):
+        """A fail-closed line shows the logger name once it has been redacted before, and <withheld> until then."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, redactor=FakeRedactor(fail_on="BOOM"), asynchronous=False))
+        log.info("BOOM first")
+        log.info("fine")
+        log.info("BOOM again")
+        first, fine, again = lines(out)
+        assert first["logger"] == "<withheld>" and first["thread"] == "<withheld>"
+        assert fine["logger"] == again["logger"] == log.name and again["thread"] == "MainThread"
+        assert again["redaction"]["withheld"]
 
 
 class BadStr:
