@@ -17,11 +17,11 @@ import json.encoder
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .record import RecordSnapshot
+from .record import KeyedMessage, RecordSnapshot
 from .summary import NOTHING_FOUND
 
 __all__ = [
@@ -31,13 +31,22 @@ __all__ = [
     "encode",
     "encode_lines",
     "failed_closed_document",
+    "message_inputs",
     "name_inputs",
     "redact_documents",
     "redaction_inputs",
+    "restore_message",
     "rfc3339",
+    "secret_key_test",
 ]
 
-_PARTS = 5  # values per snapshot handed to the redactor: message, extra, context, exception, stack_info
+#: Values per snapshot handed to the redactor: message, extra, context, exception, stack_info, and the values a keyed
+#: message has under secret key names.
+_PARTS = 6
+#: Stands in a keyed message's text for the i-th value under a secret key (private-use characters: no recognizer
+#: matches them or joins them to a neighbouring match).
+_MARKER_BASE = 0xE100
+_MAX_MARKERS = 0xF800 - _MARKER_BASE
 
 #: Top-level fields the handler writes itself (the chain adds the last four).
 RESERVED_FIELDS = frozenset({
@@ -112,18 +121,66 @@ def _merge(doc: dict[str, Any], fields: Any) -> None:
         doc[key] = value
 
 
-def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = frozenset()) -> list[Any]:
+def _marker(index: int) -> str:
+    return f"\ue000{chr(_MARKER_BASE + index)}\ue000"
+
+
+def secret_key_test(config: Any) -> Callable[[str], bool] | None:
+    """Whether a key name is a secret's, as the redactor decides it for ``config`` (a RedactionConfig); None when
+    secrets are not detected. Imports the detection package: call it where Presidio is loaded anyway."""
+    if config.entities is not None and "SECRET" not in config.entities:
+        return None
+    from .detection import SecretKeyMatcher
+
+    matcher = SecretKeyMatcher(config.secret_keys)
+    return lambda key: matcher.match(key) is not None
+
+
+def message_inputs(message: Any, is_secret: Callable[[str], bool] | None) -> tuple[Any, list[dict[str, str]] | None]:
+    """``(message, values under secret keys)`` to redact: a keyed message becomes its text with a marker for each
+    value under a secret key, that value going to the redactor under its key (``[{"password": "hunter2"}]``)."""
+    if type(message) is not KeyedMessage:
+        return message, None
+    if is_secret is None:
+        return str(message), None
+    pieces: list[str] = []
+    secrets: list[dict[str, str]] = []
+    for text, key in message.parts:
+        if key is None or not is_secret(key):
+            pieces.append(text)
+        elif len(secrets) < _MAX_MARKERS:
+            pieces.append(_marker(len(secrets)))
+            secrets.append({key: text})
+        else:
+            pieces.append(WITHHELD_NAME)
+    return "".join(pieces), secrets or None
+
+
+def restore_message(message: Any, secrets: Any) -> Any:
+    """The redacted text of a keyed message with its markers replaced by the redacted secret values."""
+    if not secrets or not isinstance(message, str):
+        return message
+    for index, item in enumerate(secrets):
+        value = next(iter(item.values()), "") if isinstance(item, dict) else item
+        message = message.replace(_marker(index), value if isinstance(value, str) else str(value))
+    return message
+
+
+def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = frozenset(),
+                     is_secret: Callable[[str], bool] | None = None) -> list[Any]:
     """The values of each snapshot that may carry personal data, flattened for one batched redaction; fields in
-    ``exclude`` (pseudonymised as a whole) are left out."""
+    ``exclude`` (pseudonymised as a whole) are left out; ``is_secret`` decides a keyed message's secret keys."""
     values: list[Any] = []
     for snap in snaps:
         exc = snap.exception
+        message, secrets = message_inputs(snap.message, is_secret)
         values.extend((
-            snap.message,
+            message,
             {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else snap.extra,  # never mutated
             {k: v for k, v in snap.context.items() if k not in exclude} if exclude else dict(snap.context),
             None if exc is None else {"type": exc.type, "message": exc.message, "traceback": exc.traceback},
             snap.stack_info,
+            secrets,
         ))
     return values
 
@@ -157,7 +214,9 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
     for index, snap in enumerate(snaps):
         base = index * _PARTS
         parts = redacted[base:base + _PARTS]
-        (message, _), (extra, _), (context, _), (exc, _), (stack, _) = parts
+        (message, _), (extra, _), (context, _), (exc, _), (stack, _), (secrets, _) = parts
+        if secrets is not None:
+            message = restore_message(message, secrets)
         found = [summary for _, summary in parts if summary is not NOTHING_FOUND and summary]
         dict_message = isinstance(message, dict)  # its keys become fields, like python-json-logger
         doc = _header(snap.created, snap.levelname, _name(snap.name, names, found), "" if dict_message else message,

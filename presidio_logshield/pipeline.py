@@ -16,7 +16,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import HandlerConfig
-from .output import encode_lines, failed_closed_document, name_inputs, redact_documents, redaction_inputs
+from .output import (
+    encode_lines,
+    failed_closed_document,
+    name_inputs,
+    redact_documents,
+    redaction_inputs,
+    secret_key_test,
+)
 from .record import RecordSnapshot
 from .runner import DeadlineExceeded, DeadlineRunner, TooManyAbandoned
 
@@ -72,6 +79,8 @@ class Pipeline:
         self.redactors_replaced = 0
         #: Logger and thread names, redacted once each: ``raw -> (redacted, summary)``.
         self._names: dict[str, tuple[str, Any]] = {}
+        self._is_secret: Callable[[str], bool] | None = None
+        self._is_secret_ready = False
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def reset_after_fork(self) -> None:
@@ -112,7 +121,10 @@ class Pipeline:
     # -- work ----------------------------------------------------------------------------------------------
     def _redact(self, snaps: Sequence[RecordSnapshot], redactor: Any) -> list[dict[str, Any]]:
         fields = frozenset(self.config.pseudonym_fields)
-        values = redaction_inputs(snaps, fields)
+        if not self._is_secret_ready:
+            self._is_secret = secret_key_test(self.config.redaction)
+            self._is_secret_ready = True
+        values = redaction_inputs(snaps, fields, self._is_secret)
         count = len(values)
         names = self._names
         if len(names) >= NAME_CACHE_SIZE:

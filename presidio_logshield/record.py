@@ -14,6 +14,7 @@ snapshot marked ``failed`` — written fail-closed, metadata and error type only
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,13 +23,62 @@ from typing import Any, NamedTuple
 from .capture import capture, is_atomic
 from .context import current_context, otel_ids
 
-__all__ = ["RESERVED_ATTRS", "ExceptionInfo", "RecordSnapshot", "is_audit_snapshot", "safe_str", "snapshot"]
+__all__ = ["RESERVED_ATTRS", "ExceptionInfo", "KeyedMessage", "RecordSnapshot", "is_audit_snapshot", "safe_str",
+           "snapshot"]
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
 RESERVED_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
     | {"message", "asctime", "taskName"}
 )
+
+
+#: One printf-style conversion (``%(key)-8.3f``, ``%s``, ``%%``), as ``str % args`` reads them.
+_CONVERSION = re.compile(r"%(?:\((?P<key>[^()]*)\))?[#0\- +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa%]")
+
+
+class KeyedMessage:
+    """A message whose %-args were one mapping (``log.info("login %(user)s pw %(password)s", {...})``), formatted at
+    the call but kept in parts — literal text, and each formatted value with the key it came from — so that a value
+    under a secret key name is redacted as such. ``str()`` gives the message as ``getMessage()`` does."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[tuple[str, str | None], ...]) -> None:
+        #: ``(text, key)``; key None for literal text.
+        self.parts = parts
+
+    def __str__(self) -> str:
+        return "".join(text for text, _ in self.parts)
+
+    def __repr__(self) -> str:
+        return f"KeyedMessage({self.parts!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyedMessage) and other.parts == self.parts
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def format(cls, msg: str, args: Mapping[Any, Any]) -> KeyedMessage | None:
+        """The parts of ``msg % args``; None when the template is not one of named conversions only."""
+        parts: list[tuple[str, str | None]] = []
+        position = 0
+        for match in _CONVERSION.finditer(msg):
+            if match.start() > position:
+                parts.append((msg[position:match.start()], None))
+            key = match.group("key")
+            if match.group(0) == "%%":
+                parts.append(("%", None))
+            elif key is None:
+                return None  # a positional conversion with a mapping: leave it to getMessage
+            else:
+                conversion = "%" + msg[match.end("key") + 1:match.end()]
+                parts.append((conversion % (args[key],), key))
+            position = match.end()
+        if position < len(msg):
+            parts.append((msg[position:], None))
+        return cls(tuple(parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +95,7 @@ class RecordSnapshot(NamedTuple):
     levelname: str
     levelno: int
     name: str
-    #: The formatted message (str), or the dict passed as the message.
+    #: The formatted message (str), the dict passed as the message, or a :class:`KeyedMessage`.
     message: Any
     extra: Mapping[str, Any]
     context: Mapping[str, Any]
@@ -78,8 +128,16 @@ def _args_text(args: Any) -> str:
 
 def _format_message(record: logging.LogRecord) -> Any:
     msg = record.msg
-    if isinstance(msg, dict) and not record.args:
+    args = record.args
+    if isinstance(msg, dict) and not args:
         return capture(msg) if type(msg) is dict else capture(dict(msg))
+    if args and isinstance(args, Mapping) and isinstance(msg, str):
+        try:
+            keyed = KeyedMessage.format(msg, args)
+            if keyed is not None and str(keyed) == record.getMessage():
+                return keyed
+        except Exception:  # noqa: S110 - getMessage below names the error
+            pass
     try:
         return record.getMessage()
     except Exception as exc:  # a bad %-template or an unprintable argument must not lose the record

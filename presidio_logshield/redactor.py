@@ -205,6 +205,10 @@ class Redactor:
         elif isinstance(value, Mapping) and depth < MAX_DEPTH:
             self._collect_items(value, depth, out)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
+            keyed = self._keyed(value)
+            if keyed is not None:
+                self._collect_items(keyed[0], depth, out)
+                return
             for item in value:
                 self._collect(item, hint, depth + 1, out)
         else:
@@ -244,9 +248,28 @@ class Redactor:
         if isinstance(value, Mapping) and depth < MAX_DEPTH:
             return self._rebuild_items(value, depth, found, summary)
         if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
+            keyed = self._keyed(value)
+            if keyed is not None:  # written as a list, as before; its values redacted as under their keys
+                items = self._rebuild_items(keyed[0], depth, found, summary)
+                return [*next(iter(items.items()))] if keyed[1] else list(items.values())
             return [self._rebuild(item, hint, depth + 1, found, summary) for item in value]
         text = _as_text(value)
         return self._apply(text, found[(text, hint)], summary)
+
+    def _keyed(self, value: list[Any] | tuple[Any, ...]) -> tuple[dict[Any, Any], bool] | None:
+        """``(items, is a pair)`` for a sequence whose items have keys: a named tuple (its field names), or a
+        ``(name, value)`` pair whose name is a secret or hinting key — header lists (``[("X-Api-Key", "…")]``,
+        ASGI's byte pairs); None for any other sequence."""
+        fields = getattr(type(value), "_fields", None) if type(value) is not list else None
+        if fields is not None and len(fields) == len(value) and all(type(f) is str for f in fields):
+            return dict(zip(fields, value, strict=True)), False
+        if len(value) == 2:
+            name = value[0]
+            if isinstance(name, (bytes, bytearray)):
+                name = bytes(name).decode("utf-8", errors="replace")
+            if type(name) is str and (self._secret_key(name) is not None or _key_hint(name) is not None):
+                return {name: value[1]}, True
+        return None
 
     def _rebuild_items(self, value: Mapping[Any, Any], depth: int, found: Mapping[tuple[str, str | None], _Findings],
                        summary: list[tuple[str, str]]) -> dict[Any, Any]:

@@ -103,6 +103,59 @@ class TestRecordShapes:
         assert doc["service"] == "real" and doc["extra_service"] == "fake" and doc["extra_host"] == "h"
 
 
+class TestKeyNames:
+    def test_values_under_secret_names_in_mapping_args(self, make_logger):
+        """log.info("… %(password)s", {...}): the value under a secret key name is replaced, the rest redacted as
+        usual, and the summary names the key rule."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, redactor=FakeRedactor(), asynchronous=False))
+        log.info("login %(user)s pw %(password)s mail %(mail)s", {"user": "bob", "password": "hunter2",
+                                                                  "mail": "bob@example.com"})
+        [doc] = lines(out)
+        assert doc["message"] == "login bob pw <SECRET> mail <EMAIL_ADDRESS>" and "hunter2" not in out.getvalue()
+        assert doc["redaction"]["entities"] == {"SECRET": 1, "EMAIL_ADDRESS": 1}
+
+    def test_mapping_args_with_the_real_redactor(self, make_logger):
+        """With the real redactor: any secret key name (api_key, token) counts, conversions keep their format."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, detection="patterns", asynchronous=False))
+        log.info("tok=%(api_key)s n=%(count)03d%% by %(who)r", {"api_key": "k", "count": 7, "who": "a@b.io"})
+        [doc] = lines(out)
+        assert doc["message"] == "tok=<SECRET> n=007% by '<EMAIL_ADDRESS>'"
+        assert set(doc["redaction"]["rules"]) >= {"key:apikey"}
+
+    @pytest.mark.parametrize("template, args", [
+        ("a %(x)s b %(y)r c %%", {"x": 1, "y": "q"}),
+        ("%(n)-6.2f|%(n)+d|%(n)x", {"n": 42}),
+        ("no conversions", {"k": "v"}),
+        ("%(k)s%(k)s", {"k": "twice"}),
+        ("%(a(b))s", {"a(b)": "nested parens"}),
+    ])
+    def test_keyed_message_is_the_formatted_message(self, template, args):
+        """A keyed message's text is exactly template % args (else the snapshot uses getMessage)."""
+        record = logging.LogRecord("test", logging.INFO, "p.py", 1, template, (args,), None)
+        message = snapshot(record).message
+        assert str(message) == template % args
+
+    def test_named_tuples_and_header_pairs_in_extra(self, make_logger):
+        """A named tuple's field names and a header list's names ((name, value) pairs, also ASGI's bytes) act as keys;
+        the shapes are written as before (lists)."""
+        from collections import namedtuple
+        creds = namedtuple("Creds", "user password")
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, detection="patterns", asynchronous=False))
+        log.info("request", extra={"creds": creds("ann", "hunter2"),
+                                   "headers": [("X-Api-Key", "plainkey"), ("Accept", "json")],
+                                   "raw": [["Authorization", "Bearer abc"]],
+                                   "asgi": [(b"cookie", b"sid=s3cr3t"), (b"host", b"example.org")]})
+        [doc] = lines(out)
+        assert doc["creds"] == ["ann", "<SECRET>"]
+        assert doc["headers"] == [["X-Api-Key", "<SECRET>"], ["Accept", "json"]]
+        assert doc["raw"] == [["Authorization", "<SECRET>"]] and doc["asgi"][0] == ["cookie", "<SECRET>"]
+        for raw in ("hunter2", "plainkey", "Bearer abc", "s3cr3t"):
+            assert raw not in out.getvalue()
+
+
 class RecordingRedactor(FakeRedactor):
     """Remembers every top-level value it was asked to redact."""
 
