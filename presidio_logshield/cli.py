@@ -95,15 +95,17 @@ def _reveal(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         print(f"logshield reveal: refused, nothing decrypted: {exc}", file=err)
         return EXIT_FAILED
     total = 0
-    for line in _open_lines(args.file):
-        text, count = _reveal_line(line.rstrip("\n"), config)
-        total += count
-        out.write(text + "\n")
     try:
+        for line in _open_lines(args.file):
+            text, count = _reveal_line(line.rstrip("\n"), config)
+            total += count
+            out.write(text + "\n")
         trail.write("logshield.reveal", source, "success", key_id=config.encryption_kid, values_revealed=total)
     except AuditFileError as exc:
         print(f"logshield reveal: {exc}", file=err)
         return EXIT_FAILED
+    finally:
+        trail.close()
     print(f"logshield reveal: {total} value(s) decrypted; audited in {audit_file}", file=err)
     return 0
 

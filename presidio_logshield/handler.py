@@ -23,7 +23,7 @@ import threading
 import weakref
 from typing import Any, TextIO
 
-from .audit.chain import RecordChain, last_chain_tip, stream_paths
+from .audit.chain import RecordChain, last_chain_tip, registry_for, stream_paths
 from .config import HandlerConfig, load_handler_config
 from .output import dropped_records_document
 from .pipeline import Pipeline, in_logshield_thread
@@ -105,9 +105,12 @@ class PIIRedactingHandler(logging.Handler):
         if not self.config.chain:
             return None
         key = self.config.chain_key.get_secret_value() if self.config.chain_key else None
-        # A restart names the stream that last wrote this file, and where it ended.
-        previous = last_chain_tip(*stream_paths(writer.path)) if isinstance(writer, FileWriter) else None
-        return RecordChain(key, previous=previous)
+        if not isinstance(writer, FileWriter):
+            return RecordChain(key)
+        # A restart names the dead stream of the same file template it claims (app-{pid}.log: another process's
+        # file), and where it ended; before the template has any state, the stream at the end of this file.
+        return RecordChain(key, registry=registry_for(writer.template), path=writer.path,
+                           guess_previous=last_chain_tip(*stream_paths(writer.path)))
 
     def _new_queue(self) -> None:
         cfg = self.config
@@ -180,20 +183,26 @@ class PIIRedactingHandler(logging.Handler):
                 if audit:
                     snaps = [snap for snap in snaps if not is_audit_snapshot(snap)]
             if snaps or self.queue.dropped != self._reported_drops:
-                self._append(self.writer, self.pipeline.render(snaps) + self._drop_report())
+                written = self._append(self.writer, self.pipeline.render(snaps) + self._drop_report())
+                if self.chain is not None:
+                    self.chain.settle(written)  # a first record's claim on its predecessor, now that it is written
             if audit:
                 assert self.audit_writer is not None
-                self._append(self.audit_writer, self.pipeline.render(
+                written = self._append(self.audit_writer, self.pipeline.render(
                     audit, self.audit_chain.seal if self.audit_chain is not None else None))
+                if self.audit_chain is not None:
+                    self.audit_chain.settle(written)
 
     @staticmethod
-    def _append(writer: LineWriter, data: bytes) -> None:
+    def _append(writer: LineWriter, data: bytes) -> bool:
         try:
             writer.write(data)
             writer.flush()
         except Exception as exc:
             sys.stderr.write(f"presidio_logshield: cannot write log output: {type(exc).__name__}: "
                              f"{getattr(exc, 'strerror', '') or ''}\n")
+            return False
+        return True
 
     def _drop_report(self) -> bytes:
         dropped = self.queue.dropped
@@ -232,6 +241,9 @@ class PIIRedactingHandler(logging.Handler):
                 self._worker.stop(timeout=self._drain_timeout())
             self.pipeline.close()
             with self._write_lock:
+                for chain in (self.chain, self.audit_chain):
+                    if chain is not None:
+                        chain.close()  # where each stream ended, for the process that follows
                 self.writer.close()
                 if self.audit_writer is not None:
                     self.audit_writer.close()
@@ -253,12 +265,13 @@ class PIIRedactingHandler(logging.Handler):
         self._new_queue()
         self._reported_drops = 0
         self.pipeline.reset_after_fork()
-        for chain in (self.chain, self.audit_chain):
-            if chain is not None:
-                chain.restart_after_fork()
         self.writer.reopen_after_fork()
         if self.audit_writer is not None:
             self.audit_writer.reopen_after_fork()
+        for chain, writer in ((self.chain, self.writer), (self.audit_chain, self.audit_writer)):
+            if chain is not None:
+                chain.restart_after_fork()
+                chain.path = getattr(writer, "path", None)
         self.createLock()
 
 

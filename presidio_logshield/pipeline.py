@@ -24,7 +24,7 @@ from .output import (
     redaction_inputs,
     secret_key_test,
 )
-from .record import RecordSnapshot
+from .record import KeyedMessage, RecordSnapshot
 from .runner import DeadlineExceeded, DeadlineRunner, TooManyAbandoned
 
 __all__ = ["Pipeline", "freeze_long_lived_objects", "in_logshield_thread"]
@@ -121,8 +121,8 @@ class Pipeline:
     # -- work ----------------------------------------------------------------------------------------------
     def _redact(self, snaps: Sequence[RecordSnapshot], redactor: Any) -> list[dict[str, Any]]:
         fields = frozenset(self.config.pseudonym_fields)
-        if not self._is_secret_ready:
-            self._is_secret = secret_key_test(self.config.redaction)
+        if not self._is_secret_ready and any(type(snap.message) is KeyedMessage for snap in snaps):
+            self._is_secret = secret_key_test(self.config.redaction)  # imports detection: only once it is needed
             self._is_secret_ready = True
         values = redaction_inputs(snaps, fields, self._is_secret)
         count = len(values)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..output import rfc3339
 from ..writer import FileWriter
-from .chain import RecordChain, last_chain_tip, stream_paths
+from .chain import RecordChain, last_chain_tip, registry_for, stream_paths
 
 __all__ = ["AuditFileError", "AuditTrail"]
 
@@ -53,12 +53,14 @@ class AuditTrail:
 
     def __init__(self, path: str | os.PathLike[str], *, chain_key: bytes | None = None, service: str = "logshield",
                  actor: str | None = None) -> None:
-        self.path = Path(path)
+        self.template = Path(path)
+        self.path = Path(FileWriter(path).path)  # {pid} expanded
         self.service = service
         self.os_user = _os_user()
         self.os_uid = _os_uid()
         self.actor = actor or self.os_user
-        self.chain = RecordChain(chain_key, previous=last_chain_tip(*stream_paths(self.path)))
+        self.chain = RecordChain(chain_key, registry=registry_for(self.template), path=str(self.path),
+                                 guess_previous=last_chain_tip(*stream_paths(self.path)))
 
     def write(self, action: str, resource: str | None, outcome: str, **details: Any) -> None:
         doc = {
@@ -69,10 +71,17 @@ class AuditTrail:
                       "details": details},
         }
         writer = FileWriter(self.path)
+        written = False
         try:
             writer.write(self.chain.seal(doc) + b"\n")
             writer.sync()
+            written = True
         except OSError as exc:
             raise AuditFileError(f"cannot write the audit record to {self.path}: {exc.strerror}") from None
         finally:
             writer.close()
+            self.chain.settle(written)
+
+    def close(self) -> None:
+        """Record where this trail's stream ended, for the next command's."""
+        self.chain.close()
