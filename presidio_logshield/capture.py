@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_CAPTURE_DEPTH", "capture", "is_atomic"]
+__all__ = ["ATOMIC_TYPES", "MAX_CAPTURE_DEPTH", "capture", "is_atomic"]
 
 #: Types kept as they are without a look inside (immutable; the common values of ``extra``).
-_ATOMIC = frozenset({str, int, float, bool, type(None), bytes, complex})
+ATOMIC_TYPES = _ATOMIC = frozenset({str, int, float, bool, type(None), bytes, complex})
 #: Containers nested deeper than this are kept by reference (the redactor writes anything past its own, smaller,
 #: depth limit as text anyway); this also ends self-referencing containers.
 MAX_CAPTURE_DEPTH = 40

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .capture import capture, is_atomic
+from .capture import ATOMIC_TYPES, capture, is_atomic
 from .context import current_context, otel_ids
 
 __all__ = ["RESERVED_ATTRS", "ExceptionInfo", "KeyedMessage", "RecordSnapshot", "is_audit_snapshot", "safe_str",
@@ -131,7 +131,7 @@ def _format_message(record: logging.LogRecord) -> Any:
     args = record.args
     if isinstance(msg, dict) and not args:
         return capture(msg) if type(msg) is dict else capture(dict(msg))
-    if args and isinstance(args, Mapping) and isinstance(msg, str):
+    if args and type(args) is not tuple and isinstance(args, Mapping) and isinstance(msg, str):
         try:
             keyed = KeyedMessage.format(msg, args)
             if keyed is not None and str(keyed) == record.getMessage():
@@ -162,38 +162,34 @@ def _exception(record: logging.LogRecord) -> ExceptionInfo | None:
 
 def snapshot(record: logging.LogRecord) -> RecordSnapshot:
     """Capture everything needed to write ``record`` later, without touching it; never raises."""
-    try:
-        return _snapshot(record)
+    try:  # (one function: this runs on the application thread for every record)
+        atomic = ATOMIC_TYPES
+        extra = {key: value if type(value) in atomic else capture(value, 1) for key, value in record.__dict__.items()
+                 if key not in RESERVED_ATTRS and not key.startswith("_")}
+        context = current_context()
+        if context and not all(type(value) in atomic for value in context.values()):
+            context = capture(dict(context))
+        trace = otel_ids()
+        if trace is not None:
+            context = {**context, **trace}
+        return RecordSnapshot(
+            created=record.created,
+            levelname=record.levelname,
+            levelno=record.levelno,
+            name=record.name,
+            message=_format_message(record),
+            extra=extra,
+            context=context,
+            exception=_exception(record) if record.exc_info or record.exc_text else None,
+            stack_info=record.stack_info,
+            process=record.process,
+            thread_name=record.threadName,
+            pathname=record.pathname,
+            lineno=record.lineno,
+            func_name=record.funcName,
+        )
     except Exception as exc:
         return _failed_snapshot(record, type(exc).__name__)
-
-
-def _snapshot(record: logging.LogRecord) -> RecordSnapshot:
-    fields = record.__dict__
-    extra = {key: value if is_atomic(value) else capture(value, 1) for key, value in fields.items()
-             if key not in RESERVED_ATTRS and not key.startswith("_")}
-    context = current_context()
-    if not all(map(is_atomic, context.values())):
-        context = capture(dict(context))
-    trace = otel_ids()
-    if trace is not None:
-        context = {**context, **trace}
-    return RecordSnapshot(
-        created=record.created,
-        levelname=record.levelname,
-        levelno=record.levelno,
-        name=record.name,
-        message=_format_message(record),
-        extra=extra,
-        context=context,
-        exception=_exception(record),
-        stack_info=record.stack_info,
-        process=record.process,
-        thread_name=record.threadName,
-        pathname=record.pathname,
-        lineno=record.lineno,
-        func_name=record.funcName,
-    )
 
 
 def _failed_snapshot(record: logging.LogRecord, error: str) -> RecordSnapshot:
