@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import threading
 import time
@@ -87,3 +89,8 @@ class FakeRedactor:
 
 def slow(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def json_lines(stream: io.StringIO) -> list[dict]:
+    """The JSON objects written to ``stream``, one per line."""
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
