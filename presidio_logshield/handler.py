@@ -64,7 +64,8 @@ class PIIRedactingHandler(logging.Handler):
     def __init__(self, filename: str | os.PathLike[str] | None = None, stream: TextIO | None = None, *,
                  level: int | str = logging.NOTSET, encoding: str = "utf-8",
                  config: HandlerConfig | None = None, redactor: Any = None, **options: Any) -> None:
-        super().__init__(level)
+        # Everything that can refuse a bad option comes before Handler.__init__, which registers the handler for
+        # logging.shutdown(): a handler that failed to build must not be flushed at exit.
         self.config = config if config is not None else load_handler_config(**options)
         if filename is not None and stream is not None:
             raise ValueError("give PIIRedactingHandler a filename or a stream, not both")
@@ -92,6 +93,7 @@ class PIIRedactingHandler(logging.Handler):
         self.audit_chain: RecordChain | None = self._new_chain(self.audit_writer) if self.audit_writer else None
         if self.chain is not None:
             self.pipeline.sealer = self.chain.seal
+        super().__init__(level)
         self._write_lock = threading.RLock()
         self._closed = False
         self._reported_drops = 0

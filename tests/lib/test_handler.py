@@ -8,6 +8,7 @@ import json
 import logging
 import logging.config
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -269,6 +270,14 @@ class TestConfiguration:
         monkeypatch.setenv("LOGSHIELD_QUEUE_SIZE", "lots")
         with pytest.raises(ConfigError, match="LOGSHIELD_QUEUE_SIZE"):
             PIIRedactingHandler(stream=io.StringIO(), redactor=FakeRedactor())
+
+    def test_refused_handler_is_not_flushed_at_exit(self):
+        """A handler whose options were refused is not registered with logging: the exit flush says nothing."""
+        code = ("from presidio_logshield import PIIRedactingHandler\n"
+                "try:\n    PIIRedactingHandler(entities='EMAIL')\nexcept ValueError as exc:\n    print(type(exc).__name__)\n")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == "ConfigError"
+        assert "Traceback" not in done.stderr and "AttributeError" not in done.stderr, done.stderr
 
     def test_keyword_beats_environment(self, monkeypatch):
         """A keyword option overrides the environment variable of the same name."""
