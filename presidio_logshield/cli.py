@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO
 
-from .config import ConfigError, load_handler_config, load_redaction_config
+from .config import ConfigError, RedactionConfig, load_handler_config, load_redaction_config
 
 __all__ = ["main"]
 
@@ -26,13 +27,51 @@ def _open_lines(path: str) -> Iterator[str]:
         yield from handle
 
 
+def _reveal_line(line: str, config: RedactionConfig) -> tuple[str, int]:
+    """``line`` with every ``enc:`` token made with the configured key decrypted. In a JSON line a token sits in a
+    string, so its plaintext goes in JSON-escaped (quotes, backslashes, newlines) and the line stays valid JSON;
+    text lines get the plaintext as it is."""
+    from .operators import ENCRYPTED_TOKEN, reveal_text
+
+    stripped = line.strip()
+    is_json = False
+    if stripped.startswith(("{", "[")) and ENCRYPTED_TOKEN.search(line):
+        try:
+            json.loads(stripped)
+            is_json = True
+        except ValueError:
+            pass
+    if not is_json:
+        return reveal_text(line, config)
+    total = 0
+
+    def escaped(match: re.Match[str]) -> str:
+        nonlocal total
+        plain, count = reveal_text(match.group(0), config)
+        total += count
+        return json.dumps(plain, ensure_ascii=False)[1:-1] if count else match.group(0)
+
+    return ENCRYPTED_TOKEN.sub(escaped, line), total
+
+
+def _redacted_reason(reason: str | None, config: RedactionConfig) -> str | None:
+    """The --reason as it goes into the audit record: redacted like any log text (a case note may name someone)."""
+    if not reason:
+        return reason
+    from .redaction import shared_redactor
+
+    try:
+        return str(shared_redactor(config).redact_text(reason)[0])
+    except Exception as exc:  # never write the raw text
+        return f"<logshield: reason withheld ({type(exc).__name__})>"
+
+
 def _reveal(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .audit.reveal import AuditFileError, AuditTrail
-    from .operators import reveal_text
 
     try:
         config = load_redaction_config()
-        chain_key = load_handler_config().chain_key
+        handler_config = load_handler_config()
     except ConfigError as exc:
         print(f"logshield reveal: {exc}", file=err)
         return EXIT_USAGE
@@ -40,29 +79,33 @@ def _reveal(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         print("logshield reveal: no decryption key: set LOGSHIELD_ENCRYPTION_KEY or "
               "LOGSHIELD_ENCRYPTION_KEY_FILE", file=err)
         return EXIT_USAGE
-    audit_file = args.audit_file or os.environ.get("LOGSHIELD_AUDIT_FILE")
+    audit_file = args.audit_file or handler_config.audit_file
     if not audit_file:
         print("logshield reveal: revealing is audited first: set LOGSHIELD_AUDIT_FILE (or --audit-file) to the "
               "audit log the sidecar ships", file=err)
         return EXIT_USAGE
+    chain_key = handler_config.chain_key
     trail = AuditTrail(audit_file, chain_key=chain_key.get_secret_value() if chain_key else None,
                        actor=args.actor)
     source = "stdin" if args.file == "-" else os.path.abspath(args.file)
     try:
-        trail.write("logshield.reveal", source, "started", key_id=config.encryption_kid, reason=args.reason)
+        trail.write("logshield.reveal", source, "started", key_id=config.encryption_kid,
+                    reason=_redacted_reason(args.reason, config))
     except AuditFileError as exc:
         print(f"logshield reveal: refused, nothing decrypted: {exc}", file=err)
         return EXIT_FAILED
     total = 0
-    for line in _open_lines(args.file):
-        text, count = reveal_text(line.rstrip("\n"), config)
-        total += count
-        out.write(text + "\n")
     try:
+        for line in _open_lines(args.file):
+            text, count = _reveal_line(line.rstrip("\n"), config)
+            total += count
+            out.write(text + "\n")
         trail.write("logshield.reveal", source, "success", key_id=config.encryption_kid, values_revealed=total)
     except AuditFileError as exc:
         print(f"logshield reveal: {exc}", file=err)
         return EXIT_FAILED
+    finally:
+        trail.close()
     print(f"logshield reveal: {total} value(s) decrypted; audited in {audit_file}", file=err)
     return 0
 
@@ -143,8 +186,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
                             "an audit record to LOGSHIELD_AUDIT_FILE first")
     reveal.add_argument("file", nargs="?", default="-", help="JSON-lines or text file, '-' for stdin")
     reveal.add_argument("--audit-file", help="where the audit record goes (default LOGSHIELD_AUDIT_FILE)")
-    reveal.add_argument("--actor", help="who reveals (default: the OS user)")
-    reveal.add_argument("--reason", help="why (ticket, case number), recorded in the audit record")
+    reveal.add_argument("--actor", help="who reveals (default: the OS user; the OS user and uid are recorded "
+                        "either way)")
+    reveal.add_argument("--reason", help="why (ticket, case number), recorded (redacted) in the audit record")
     pseudonym = sub.add_parser("pseudonym", help="print the keyed pseudonym of a value (LOGSHIELD_PSEUDONYM_KEY)")
     pseudonym.add_argument("value")
     pseudonym.add_argument("--type", default="ACTOR", help="entity type or field, e.g. ACTOR, EMAIL_ADDRESS")

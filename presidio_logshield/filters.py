@@ -1,9 +1,15 @@
 """``RedactingFilter``: redact records for any existing handler (attach it to the handler, not the logger —
 a logger's filters do not see records from child loggers).
 
-On Python 3.12+ the filter returns a redacted copy and other handlers keep the original record. On older
-Pythons a filter cannot replace the record, so it is redacted in place (other handlers then see the redacted
-version: the safe direction). Redaction failures fail closed: the message is withheld.
+On Python 3.12+ the filter returns a redacted copy and other handlers keep the original record. On Python 3.10 and
+3.11 a filter cannot replace the record, so it is redacted in place: every handler that sees the record after this
+filter ran — on this logger and its parents — sees the redacted version (the safe direction, but a limit: attach the
+filter to the last handler, or use ``PIIRedactingHandler``, when another handler must see the original).
+
+The message is formatted (%-args applied) and its args dropped, so the handler's formatter cannot fail on a bad
+template and print the raw arguments; ``extra`` keys that carry personal data are renamed like the values are
+redacted. Redaction failures fail closed: the message, exception and stack are withheld and every ``extra`` value is
+replaced by ``<withheld>`` (the names stay, so a format string using ``%(user)s`` still works).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import sys
 from typing import Any
 
 from .config import RedactionConfig, load_redaction_config
+from .output import WITHHELD_NAME, message_inputs, restore_message, secret_key_test
 from .record import RESERVED_ATTRS, snapshot
 from .redaction import shared_redactor
 
@@ -22,17 +29,23 @@ __all__ = ["RedactingFilter"]
 _RETURNS_RECORD = sys.version_info >= (3, 12)
 
 
+class _NotCaptured(Exception):
+    """The record could not be captured; the message is the original error's type name."""
+
+
 class RedactingFilter(logging.Filter):
     """Redacts the message (with its args), ``extra`` fields, exception text and stack info of each record."""
 
     def __init__(self, name: str = "", *, redaction: RedactionConfig | dict[str, Any] | None = None,
-                 **options: Any) -> None:
+                 redactor: Any = None, **options: Any) -> None:
         super().__init__(name)
         if isinstance(redaction, RedactionConfig):
             self.redaction_config = redaction
         else:
             self.redaction_config = load_redaction_config(**dict(redaction or {}), **options)
-        self._redactor: Any = None
+        # ``redactor`` is for tests and embedders; normally one Redactor per configuration is shared.
+        self._redactor: Any = redactor
+        self._is_secret: Any = None
 
     @property
     def redactor(self) -> Any:
@@ -47,23 +60,41 @@ class RedactingFilter(logging.Filter):
         try:
             self._redact(target)
         except Exception as exc:
-            target.msg = f"<logshield: redaction failed ({type(exc).__name__}); record content withheld>"
-            target.args = None
-            target.exc_info = target.exc_text = target.stack_info = None
-            for key in [k for k in vars(target) if k not in RESERVED_ATTRS and not k.startswith("_")]:
-                delattr(target, key)
+            _withhold(target, str(exc) if isinstance(exc, _NotCaptured) else type(exc).__name__)
         return target if _RETURNS_RECORD else True
 
     def _redact(self, record: logging.LogRecord) -> None:
         snap = snapshot(record)
+        if snap.failed:
+            raise _NotCaptured(snap.failed)
+        redactor = self.redactor
+        if self._is_secret is None:
+            self._is_secret = secret_key_test(self.redaction_config) or (lambda key: False)
         extra_keys = list(snap.extra)
         exc_text = snap.exception.traceback if snap.exception else None
-        values = [snap.message, dict(snap.extra), exc_text, snap.stack_info]
-        (message, _), (extras, _), (exc, _), (stack, _) = self.redactor.redact_batch(values)
+        message, secrets = message_inputs(snap.message, self._is_secret)
+        values = [message, dict(snap.extra), exc_text, snap.stack_info, secrets]
+        (message, _), (extras, _), (exc, _), (stack, _), (secrets, _) = redactor.redact_batch(values)
+        message = restore_message(message, secrets)
         if isinstance(message, dict) and not isinstance(snap.message, dict):
             message = str(message)
+        items = list(extras.items())  # same order and length as extra_keys; a key with personal data is renamed
+        if len(items) != len(extra_keys):
+            raise ValueError("redacted extra fields do not match the record's")
+        for key, (new_key, _) in zip(extra_keys, items, strict=True):
+            if new_key != key:
+                delattr(record, key)
+        for new_key, value in items:
+            setattr(record, str(new_key), value)
         record.msg, record.args = message, None
-        for key, value in zip(extra_keys, extras.values(), strict=False):  # keys by position: a key may be redacted
-            setattr(record, key, value)
         record.exc_info, record.exc_text = None, exc
         record.stack_info = stack
+
+
+def _withhold(record: logging.LogRecord, error: str) -> None:
+    """Fail closed: no application text left on the record, every ``extra`` name kept with a placeholder value."""
+    record.msg = f"<logshield: redaction failed ({error}); record content withheld>"
+    record.args = None
+    record.exc_info = record.exc_text = record.stack_info = None
+    for key in [k for k in vars(record) if k not in RESERVED_ATTRS and not k.startswith("_")]:
+        setattr(record, key, WITHHELD_NAME)

@@ -2,8 +2,12 @@
 
 Every line has the same top-level shape — ``timestamp`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
 ``service``, ``host``, ``pid``, ``thread``, the ``log_context`` fields, the ``extra`` fields, ``exception``,
-``stack_info`` and a ``redaction`` summary (entity counts and rule ids, never values). Base fields win over an
-``extra`` of the same name, which is kept as ``extra_<name>``.
+``stack_info`` and a ``redaction`` summary (entity counts and rule ids, never values), then the chain's ``stream``,
+``seq``, ``stream_start`` and ``chain``. A key of a dict message, ``log_context`` or ``extra`` named like one of these
+(:data:`RESERVED_FIELDS`), or like a field already written, is kept as ``extra_<name>`` — whether or not the handler
+writes that field on this line — so an application value is never taken for the handler's own (a fake redaction
+summary) nor overwritten by it. Logger and thread names are application text too: they are redacted (see the
+pipeline), and a fail-closed line names them only once they have been seen redacted.
 """
 
 from __future__ import annotations
@@ -13,24 +17,46 @@ import json.encoder
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .record import RecordSnapshot
+from .record import KeyedMessage, RecordSnapshot
 from .summary import NOTHING_FOUND
 
 __all__ = [
+    "RESERVED_FIELDS",
+    "WITHHELD_NAME",
     "dropped_records_document",
     "encode",
     "encode_lines",
     "failed_closed_document",
+    "message_inputs",
+    "name_inputs",
     "redact_documents",
     "redaction_inputs",
+    "restore_message",
     "rfc3339",
+    "secret_key_test",
 ]
 
-_PARTS = 5  # values per snapshot handed to the redactor: message, extra, context, exception, stack_info
+#: Values per snapshot handed to the redactor: message, extra, context, exception, stack_info, and the values a keyed
+#: message has under secret key names.
+_PARTS = 6
+#: Stands in a keyed message's text for the i-th value under a secret key (private-use characters: no recognizer
+#: matches them or joins them to a neighbouring match).
+_MARKER_BASE = 0xE100
+_MAX_MARKERS = 0xF800 - _MARKER_BASE
+
+#: Top-level fields the handler writes itself (the chain adds the last four).
+RESERVED_FIELDS = frozenset({
+    "timestamp", "level", "logger", "message", "service", "host", "pid", "thread", "exception", "stack_info",
+    "redaction", "stream", "seq", "stream_start", "chain", "logshield_dropped", "logshield_dropped_total",
+})
+#: A logger or thread name on a fail-closed line that was never seen redacted.
+WITHHELD_NAME = "<withheld>"
+#: ``raw name -> (redacted name, summary)``, as the pipeline caches them.
+NameCache = Mapping[str, tuple[str, Any]]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -74,10 +100,6 @@ def _header(created: float, level: str, logger: str, message: Any, service: str,
     }
 
 
-def _base(snap: RecordSnapshot, service: str, host: str, message: Any) -> dict[str, Any]:
-    return _header(snap.created, snap.levelname, snap.name, message, service, host, snap.process, snap.thread_name)
-
-
 def dropped_records_document(newly: int, total: int, overflow: str, service: str, host: str) -> dict[str, Any]:
     """The handler's own warning that ``newly`` records were dropped because the queue was full."""
     doc = _header(time.time(), "WARNING", "presidio_logshield",
@@ -92,37 +114,113 @@ def _merge(doc: dict[str, Any], fields: Any) -> None:
     if not isinstance(fields, dict):
         return
     for key, value in fields.items():
-        key = str(key)
-        doc[f"extra_{key}" if key in doc else key] = value
+        if type(key) is not str:
+            key = str(key)
+        while key in RESERVED_FIELDS or key in doc:
+            key = f"extra_{key}"
+        doc[key] = value
 
 
-def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = frozenset()) -> list[Any]:
+def _marker(index: int) -> str:
+    return f"\ue000{chr(_MARKER_BASE + index)}\ue000"
+
+
+def secret_key_test(config: Any) -> Callable[[str], bool] | None:
+    """Whether a key name is a secret's, as the redactor decides it for ``config`` (a RedactionConfig); None when
+    secrets are not detected. Imports the detection package: call it where Presidio is loaded anyway."""
+    if config.entities is not None and "SECRET" not in config.entities:
+        return None
+    from .detection import SecretKeyMatcher
+
+    matcher = SecretKeyMatcher(config.secret_keys)
+    return lambda key: matcher.match(key) is not None
+
+
+def message_inputs(message: Any, is_secret: Callable[[str], bool] | None) -> tuple[Any, list[dict[str, str]] | None]:
+    """``(message, values under secret keys)`` to redact: a keyed message becomes its text with a marker for each
+    value under a secret key, that value going to the redactor under its key (``[{"password": "hunter2"}]``)."""
+    if type(message) is not KeyedMessage:
+        return message, None
+    if is_secret is None:
+        return str(message), None
+    pieces: list[str] = []
+    secrets: list[dict[str, str]] = []
+    for text, key in message.parts:
+        if key is None or not is_secret(key):
+            pieces.append(text)
+        elif len(secrets) < _MAX_MARKERS:
+            pieces.append(_marker(len(secrets)))
+            secrets.append({key: text})
+        else:
+            pieces.append(WITHHELD_NAME)
+    return "".join(pieces), secrets or None
+
+
+def restore_message(message: Any, secrets: Any) -> Any:
+    """The redacted text of a keyed message with its markers replaced by the redacted secret values."""
+    if not secrets or not isinstance(message, str):
+        return message
+    for index, item in enumerate(secrets):
+        value = next(iter(item.values()), "") if isinstance(item, dict) else item
+        message = message.replace(_marker(index), value if isinstance(value, str) else str(value))
+    return message
+
+
+def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = frozenset(),
+                     is_secret: Callable[[str], bool] | None = None) -> list[Any]:
     """The values of each snapshot that may carry personal data, flattened for one batched redaction; fields in
-    ``exclude`` (pseudonymised as a whole) are left out."""
+    ``exclude`` (pseudonymised as a whole) are left out; ``is_secret`` decides a keyed message's secret keys."""
     values: list[Any] = []
     for snap in snaps:
         exc = snap.exception
+        message, secrets = message_inputs(snap.message, is_secret)
         values.extend((
-            snap.message,
+            message,
             {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else snap.extra,  # never mutated
             {k: v for k, v in snap.context.items() if k not in exclude} if exclude else dict(snap.context),
             None if exc is None else {"type": exc.type, "message": exc.message, "traceback": exc.traceback},
             snap.stack_info,
+            secrets,
         ))
     return values
 
 
+def name_inputs(snaps: Sequence[RecordSnapshot], cache: NameCache) -> list[str]:
+    """The logger and thread names of ``snaps`` not yet in ``cache``, once each."""
+    wanted: dict[str, None] = {}
+    for snap in snaps:
+        for name in (snap.name, snap.thread_name):
+            if name and name not in cache:
+                wanted[name] = None
+    return list(wanted)
+
+
+def _name(name: str | None, cache: NameCache | None, found: list[Any] | None = None) -> str | None:
+    if not name or cache is None:
+        return name
+    entry = cache.get(name)
+    if entry is None:
+        return WITHHELD_NAME
+    if found is not None and entry[1]:
+        found.append(entry[1])
+    return entry[0]
+
+
 def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[Any, Any]],
-                     service: str, host: str) -> list[dict[str, Any]]:
-    """Assemble documents from snapshots and the redactor's results for :func:`redaction_inputs`."""
+                     service: str, host: str, names: NameCache | None = None) -> list[dict[str, Any]]:
+    """Assemble documents from snapshots and the redactor's results for :func:`redaction_inputs`; ``names`` holds
+    the redacted logger and thread names (None: written as they are)."""
     docs = []
     for index, snap in enumerate(snaps):
         base = index * _PARTS
         parts = redacted[base:base + _PARTS]
-        (message, _), (extra, _), (context, _), (exc, _), (stack, _) = parts
+        (message, _), (extra, _), (context, _), (exc, _), (stack, _), (secrets, _) = parts
+        if secrets is not None:
+            message = restore_message(message, secrets)
+        found = [summary for _, summary in parts if summary is not NOTHING_FOUND and summary]
         dict_message = isinstance(message, dict)  # its keys become fields, like python-json-logger
-        doc = _header(snap.created, snap.levelname, snap.name, "" if dict_message else message, service, host,
-                      snap.process, snap.thread_name)
+        doc = _header(snap.created, snap.levelname, _name(snap.name, names, found), "" if dict_message else message,
+                      service, host, snap.process, _name(snap.thread_name, names, found))
         if dict_message:
             _merge(doc, message)
         if context:
@@ -133,7 +231,6 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
             doc["exception"] = exc
         if stack is not None:
             doc["stack_info"] = stack
-        found = [summary for _, summary in parts if summary is not NOTHING_FOUND and summary]
         if found:
             merged = type(found[0])()
             for summary in found:
@@ -143,11 +240,14 @@ def redact_documents(snaps: Sequence[RecordSnapshot], redacted: Sequence[tuple[A
     return docs
 
 
-def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error: BaseException | str
-                           ) -> dict[str, Any]:
-    """A record whose redaction failed: metadata only, no text that came from the application."""
+def failed_closed_document(snap: RecordSnapshot, service: str, host: str, error: BaseException | str,
+                           names: NameCache | None = None) -> dict[str, Any]:
+    """A record whose redaction failed: metadata only, no text that came from the application (logger and thread
+    names only as ``names`` has them redacted, when given)."""
     name = error if isinstance(error, str) else type(error).__name__
-    doc = _base(snap, service, host, f"<logshield: redaction failed ({name}); record content withheld>")
+    doc = _header(snap.created, snap.levelname, _name(snap.name, names),
+                  f"<logshield: redaction failed ({name}); record content withheld>", service, host, snap.process,
+                  _name(snap.thread_name, names))
     doc["redaction"] = {"error": name, "withheld": True}
     return doc
 

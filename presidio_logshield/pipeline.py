@@ -1,13 +1,14 @@
 """Snapshots in, JSON lines out: detect and operate in one batched call, fail closed on error or timeout.
 
-Detection runs on a dedicated thread so a batch that hangs (a pathological regex, a stuck model) can be
-abandoned after ``detection_timeout``: its records are written without any application text, and the
-application never waits on it. Records from that thread never re-enter the handler.
+Detection runs on a thread of its own (:class:`~presidio_logshield.runner.DeadlineRunner`) so a batch that hangs (a
+stuck model, a recognizer waiting on something) can be abandoned after ``detection_timeout``: its records are written
+without any application text, and the application never waits on it. The next batch gets a fresh thread — and, when
+the stuck one still holds the shared redactor, a redactor of its own — so later records are redacted normally. Records
+logged from these threads never re-enter the handler.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import gc
 import logging
 import threading
@@ -15,8 +16,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import HandlerConfig
-from .output import encode_lines, failed_closed_document, redact_documents, redaction_inputs
-from .record import RecordSnapshot
+from .output import (
+    encode_lines,
+    failed_closed_document,
+    name_inputs,
+    redact_documents,
+    redaction_inputs,
+    secret_key_test,
+)
+from .record import KeyedMessage, RecordSnapshot
+from .runner import DeadlineExceeded, DeadlineRunner, TooManyAbandoned
 
 __all__ = ["Pipeline", "freeze_long_lived_objects", "in_logshield_thread"]
 
@@ -40,33 +49,52 @@ def freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
-class Pipeline:
-    """Turns a batch of snapshots into text to append; never raises."""
+#: Abandoned detection threads that may still be running before batches are withheld without waiting.
+MAX_ABANDONED = 2
+#: Logger and thread names remembered redacted (a flood of unique thread names just starts the cache over).
+NAME_CACHE_SIZE = 4096
 
-    def __init__(self, config: HandlerConfig, redactor_factory: Callable[[], Any]) -> None:
+
+class Pipeline:
+    """Turns a batch of snapshots into text to append; never raises.
+
+    ``fresh_redactor_factory`` builds a redactor used by nobody else; it replaces the shared one when a batch overran
+    its deadline and its thread still runs inside the shared redactor (which serialises its callers).
+    """
+
+    def __init__(self, config: HandlerConfig, redactor_factory: Callable[[], Any], *,
+                 fresh_redactor_factory: Callable[[], Any] | None = None,
+                 max_abandoned: int = MAX_ABANDONED) -> None:
         self.config = config
         self._redactor_factory = redactor_factory
+        self._fresh_redactor_factory = fresh_redactor_factory
         self._redactor: Any = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._runner = DeadlineRunner(name="logshield-detect", max_abandoned=max_abandoned,
+                                      initializer=mark_logshield_thread)
+        #: The redactor a timed-out batch was left running in (and the thread still running it).
+        self._stuck: tuple[Any, threading.Thread] | None = None
         #: Optional callable turning each document into its sealed line (record chain); set by the handler.
         self.sealer: Callable[[dict[str, Any]], bytes] | None = None
         self.failed_closed = 0
+        self.redactors_replaced = 0
+        #: Logger and thread names, redacted once each: ``raw -> (redacted, summary)``.
+        self._names: dict[str, tuple[str, Any]] = {}
+        self._is_secret: Callable[[str], bool] | None = None
+        self._is_secret_ready = False
 
     # -- lifecycle -----------------------------------------------------------------------------------------
-    def _detector(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="logshield-detect", initializer=mark_logshield_thread)
-        return self._executor
-
     def reset_after_fork(self) -> None:
-        # The parent's detection thread does not exist in the child; its executor must not be used.
-        self._executor = None
+        # The parent's detection threads do not exist in the child.
+        self._runner.reset_after_fork()
+        self._stuck = None
 
     def close(self) -> None:
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            executor.shutdown(wait=True, cancel_futures=True)
+        self._runner.close(timeout=self.config.detection_timeout + 1.0)
+
+    @property
+    def abandoned_running(self) -> int:
+        """Detection threads abandoned after a timeout that are still running."""
+        return self._runner.abandoned_running
 
     @property
     def redactor(self) -> Any:
@@ -76,53 +104,97 @@ class Pipeline:
                 freeze_long_lived_objects()
         return self._redactor
 
+    def _usable_redactor(self) -> Any:
+        """The redactor for the next batch: not one a timed-out batch is still stuck in, when another can be made."""
+        redactor = self.redactor
+        stuck = self._stuck
+        if stuck is not None:
+            stuck_redactor, thread = stuck
+            if not thread.is_alive():
+                self._stuck = None
+            elif stuck_redactor is redactor and self._fresh_redactor_factory is not None:
+                self._redactor = redactor = self._fresh_redactor_factory()
+                self.redactors_replaced += 1
+                self._stuck = None
+        return redactor
+
     # -- work ----------------------------------------------------------------------------------------------
-    def _redact(self, snaps: Sequence[RecordSnapshot]) -> list[dict[str, Any]]:
+    def _redact(self, snaps: Sequence[RecordSnapshot], redactor: Any) -> list[dict[str, Any]]:
         fields = frozenset(self.config.pseudonym_fields)
-        redacted = self.redactor.redact_batch(redaction_inputs(snaps, fields))
-        docs = redact_documents(snaps, redacted, self.config.service, self.config.host)
+        if not self._is_secret_ready and any(type(snap.message) is KeyedMessage for snap in snaps):
+            self._is_secret = secret_key_test(self.config.redaction)  # imports detection: only once it is needed
+            self._is_secret_ready = True
+        values = redaction_inputs(snaps, fields, self._is_secret)
+        count = len(values)
+        names = self._names
+        if len(names) >= NAME_CACHE_SIZE:
+            names.clear()
+        new_names = name_inputs(snaps, names)  # in the same batch: one detection pass
+        redacted = redactor.redact_batch(values + new_names if new_names else values)
+        if new_names:
+            names.update(zip(new_names, redacted[count:], strict=True))
+        docs = redact_documents(snaps, redacted, self.config.service, self.config.host, names)
         for name in self.config.pseudonym_fields:
             for snap, doc in zip(snaps, docs, strict=True):
                 value = snap.context.get(name, snap.extra.get(name))
                 if value is not None:
-                    doc[name] = self.redactor.pseudonym(name.upper(), str(value))
+                    doc[name] = redactor.pseudonym(name.upper(), str(value))
         return docs
 
-    def _redact_each(self, snaps: Sequence[RecordSnapshot]) -> list[dict[str, Any]]:
+    def _redact_each(self, snaps: Sequence[RecordSnapshot], redactor: Any) -> list[dict[str, Any]]:
         """After a batch failed: one record at a time, so one bad record does not withhold its neighbours."""
         docs = []
         for snap in snaps:
             try:
-                docs.extend(self._redact([snap]))
+                docs.extend(self._redact([snap], redactor))
             except Exception as exc:
                 docs.append(self._fail_closed(snap, exc))
         return docs
 
     def _fail_closed(self, snap: RecordSnapshot, error: BaseException | str) -> dict[str, Any]:
         self.failed_closed += 1
-        return failed_closed_document(snap, self.config.service, self.config.host, error)
+        return failed_closed_document(snap, self.config.service, self.config.host, error, self._names)
+
+    def _run(self, func: Callable[[], list[dict[str, Any]]], redactor: Any) -> list[dict[str, Any]]:
+        try:
+            return self._runner.run(func, self.config.detection_timeout)
+        except DeadlineExceeded:
+            stuck = self._runner.last_abandoned
+            if stuck is not None:
+                self._stuck = (redactor, stuck)
+            raise
 
     def documents(self, snaps: Sequence[RecordSnapshot]) -> list[dict[str, Any]]:
-        future = None
+        if any(snap.failed for snap in snaps):  # could not even be captured: fail-closed, the rest as usual
+            done = iter(self.documents([snap for snap in snaps if not snap.failed]))
+            return [self._fail_closed(snap, snap.failed) if snap.failed else next(done) for snap in snaps]
+        if not snaps:
+            return []
         try:
-            _ = self.redactor  # loading Presidio and spaCy takes seconds: not part of the detection timeout
-            future = self._detector().submit(self._redact, snaps)
-            return future.result(timeout=self.config.detection_timeout)
-        except concurrent.futures.TimeoutError:
-            if future is not None:
-                future.cancel()
-            _log.warning("logshield: redaction of %d records exceeded %.1fs; written without content",
-                         len(snaps), self.config.detection_timeout)
-            return [self._fail_closed(snap, "DetectionTimeout") for snap in snaps]
+            # Loading Presidio and spaCy takes seconds: not part of the detection timeout.
+            redactor = self._usable_redactor()
+        except Exception as exc:
+            return [self._fail_closed(snap, exc) for snap in snaps]
+        try:
+            return self._run(lambda: self._redact(snaps, redactor), redactor)
+        except (DeadlineExceeded, TooManyAbandoned) as exc:
+            return self._withheld(snaps, exc)
         except Exception as exc:
             if len(snaps) == 1:
                 return [self._fail_closed(snaps[0], exc)]
             try:
-                future = self._detector().submit(self._redact_each, snaps)
-                return future.result(timeout=self.config.detection_timeout)
+                return self._run(lambda: self._redact_each(snaps, redactor), redactor)
+            except (DeadlineExceeded, TooManyAbandoned) as exc2:
+                return self._withheld(snaps, exc2)
             except Exception as exc2:
-                return [self._fail_closed(snap, exc2 if not isinstance(
-                    exc2, concurrent.futures.TimeoutError) else "DetectionTimeout") for snap in snaps]
+                return [self._fail_closed(snap, exc2) for snap in snaps]
+
+    def _withheld(self, snaps: Sequence[RecordSnapshot], exc: Exception) -> list[dict[str, Any]]:
+        reason = "DetectionTimeout" if isinstance(exc, DeadlineExceeded) else "DetectionStuck"
+        _log.warning("logshield: redaction of %d records %s; written without content", len(snaps),
+                     f"exceeded {self.config.detection_timeout:.1f}s" if reason == "DetectionTimeout"
+                     else "not started: earlier batches are still stuck in detection")
+        return [self._fail_closed(snap, reason) for snap in snaps]
 
     def lines(self, docs: Sequence[dict[str, Any]], sealer: Callable[[dict[str, Any]], bytes] | None = None
               ) -> bytes:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import RedactionConfig
 
-__all__ = ["config_fingerprint", "shared_redactor"]
+__all__ = ["config_fingerprint", "new_redactor", "shared_redactor"]
 
 _lock = threading.Lock()
 _redactors: dict[str, Any] = {}
@@ -33,3 +33,10 @@ def shared_redactor(config: RedactionConfig) -> Any:
         if redactor is None:
             redactor = _redactors[key] = Redactor(config)
         return redactor
+
+
+def new_redactor(config: RedactionConfig) -> Any:
+    """A redactor of its own (not shared): for a handler whose shared redactor is held by a stuck detection call."""
+    from .redactor import Redactor
+
+    return Redactor(config)

@@ -255,6 +255,10 @@ class Redactor:
         elif isinstance(value, Mapping) and depth < MAX_DEPTH:
             self._collect_items(value, depth, out)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
+            fields = _named_fields(value)
+            if fields is not None:
+                self._collect_items(fields, depth, out)
+                return
             for item in value:
                 if type(item) in _PAIRS and len(item) == 2 and self._pair_replaced(item) is not None:
                     self._collect(item[0], None, depth + 2, out)  # the name is text too; its value is not detected
@@ -300,6 +304,9 @@ class Redactor:
         if isinstance(value, Mapping) and depth < MAX_DEPTH:
             return self._rebuild_items(value, depth, found, summary)
         if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
+            fields = _named_fields(value)
+            if fields is not None:  # written as a list, as before; its values redacted as under their field names
+                return list(self._rebuild_items(fields, depth, found, summary).values())
             items: list[Any] = []
             for item in value:
                 replaced = self._pair_replaced(item) if type(item) in _PAIRS and len(item) == 2 else None
@@ -444,3 +451,12 @@ def _as_text(value: Any) -> str:
         return str(value)
     except Exception:  # noqa: BLE001 - a broken __str__ must not break logging
         return f"<unprintable {type(value).__name__}>"
+
+
+def _named_fields(value: list[Any] | tuple[Any, ...]) -> dict[str, Any] | None:
+    """A named tuple's items under its field names (``Creds(user, password)``: the names act as keys); None for any
+    other sequence. (Lists of ``(name, value)`` pairs are read item by item: ``Redactor._pair_replaced``.)"""
+    fields = getattr(type(value), "_fields", None) if type(value) is not list else None
+    if fields is not None and len(fields) == len(value) and all(type(f) is str for f in fields):
+        return dict(zip(fields, value, strict=True))
+    return None

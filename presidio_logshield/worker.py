@@ -25,6 +25,8 @@ class QueueStats:
     written: int
     dropped: int
     queued: int
+    #: Records logged from inside the handler's own work (its threads, or re-entrant calls), not taken.
+    diverted: int = 0
 
 
 class RecordQueue:

@@ -264,13 +264,16 @@ class SeaweedFS(_Server):
             "-s3.port.lance=0",
             "-master.telemetry=false",
             "-master.volumeSizeLimitMB=64",
-            "-volume.max=200",
+            "-volume.max=2000",  # every bucket is a collection with volumes of its own; tests make many buckets
             "-volume.preStopSeconds=0",
         ]
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WEED_", "AWS_"))}
         env["WEED_S3_SSE_KEY"] = self._sse_key
+        # master.toml's volume growth, as an environment setting: a new collection (bucket) starts with 2 volumes,
+        # not 7, so a test session's many small buckets do not run out of volume slots ("no free volumes left").
+        env["WEED_MASTER_VOLUME_GROWTH_COPY_1"] = "2"
         return env
 
     def stop(self, grace: float = 3.0) -> None:

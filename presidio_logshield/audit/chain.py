@@ -12,11 +12,15 @@ accidents (truncation, lost lines, bit rot), not forgery: anyone can recompute i
 
 A process start, restart or fork begins a new stream. Its first record carries ``stream_start``: the kind of chain
 and, when known, the ``previous`` stream with its last ``previous_seq`` and ``previous_chain`` — so a verifier can
-tell a clean restart (the previous stream ends exactly there) from lost records.
+tell a clean restart (the previous stream ends exactly there) from lost records. For a file, the previous stream is
+the dead stream of the same file *template* (``app-{pid}.log``: another process's file) the new stream claims from
+the template's :class:`~presidio_logshield.audit.streams.StreamRegistry`; before any state exists, the last stream
+at the end of the file; after a fork, the parent's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -31,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from ..output import encode
+from .streams import StreamRegistry
 
-__all__ = ["ChainProblem", "ChainTip", "ChainVerifier", "RecordChain", "last_chain_tip", "split_sealed",
-           "stream_paths", "verify_chain"]
+__all__ = ["ChainProblem", "ChainTip", "ChainVerifier", "RecordChain", "last_chain_tip", "registry_for",
+           "split_sealed", "stream_paths", "verify_chain"]
 
 GENESIS = "0" * 64
 _SEALED_FIELDS = ("stream", "seq", "stream_start", "chain")
@@ -60,11 +65,22 @@ class ChainTip:
 
 
 class RecordChain:
-    """Seals documents in write order. Not thread-safe: the handler calls it under its write lock."""
+    """Seals documents in write order. Not thread-safe: the handler calls it under its write lock.
 
-    def __init__(self, key: bytes | None = None, *, previous: ChainTip | None = None) -> None:
+    With a ``registry`` (and the ``path`` written to), the first record claims the template's dead predecessor;
+    call :meth:`settle` once the lines sealed so far are written, and :meth:`close` at the end. ``guess_previous``
+    (the stream at the end of the file) is named only when the template has no registry state yet.
+    """
+
+    def __init__(self, key: bytes | None = None, *, previous: ChainTip | None = None,
+                 registry: StreamRegistry | None = None, path: str | None = None,
+                 guess_previous: ChainTip | None = None) -> None:
         self.key = key
         self.previous = previous
+        self.registry = registry
+        self.path = path
+        self._guess = guess_previous
+        self._claiming = False
         self._start()
 
     def _start(self) -> None:
@@ -78,7 +94,42 @@ class RecordChain:
 
     def restart_after_fork(self) -> None:
         self.previous = self.tip
+        self._guess = None
+        self._claiming = False
+        if self.registry is not None:
+            self.registry.reset_after_fork()
         self._start()
+
+    def _first_previous(self) -> ChainTip | None:
+        if self.registry is not None and self.path is not None:
+            try:
+                existed, claimed = self.registry.claim(self.stream, self.path)
+                self._claiming = True
+            except Exception:  # noqa: BLE001 - no state, no claim: the record is still written
+                existed, claimed = False, None
+            if claimed is not None:
+                return ChainTip(claimed.stream, claimed.seq, claimed.chain)
+            if existed:
+                return self.previous
+        return self.previous if self.previous is not None else self._guess
+
+    def settle(self, written: bool = True) -> None:
+        """After the first record is written: commit its claim (and this stream) to the template's state; when the
+        write failed, give the claim up (the predecessor stays to be claimed by the next stream)."""
+        if self._claiming and self.registry is not None:
+            self._claiming = False
+            with contextlib.suppress(Exception):
+                if written:
+                    self.registry.commit()
+                else:
+                    self.registry.abandon()
+
+    def close(self) -> None:
+        """Record where this stream ended, for the stream that follows it."""
+        self.settle()
+        if self.registry is not None and self.seq:
+            with contextlib.suppress(Exception):
+                self.registry.closed(self.stream, self.seq, self.last)
 
     def seal(self, doc: dict[str, Any]) -> bytes:
         """The sealed line for ``doc`` (UTF-8, no newline); ``doc`` gains ``stream``, ``seq``, ``stream_start``."""
@@ -90,6 +141,7 @@ class RecordChain:
         doc["seq"] = self.seq
         if self.seq == 1:
             start: dict[str, Any] = {"chain": "hmac-sha256" if self.key else "sha256"}
+            self.previous = self._first_previous()
             if self.previous is not None:
                 start.update(previous=self.previous.stream, previous_seq=self.previous.seq,
                              previous_chain=self.previous.chain)
@@ -112,8 +164,9 @@ def split_sealed(line: bytes | str) -> tuple[bytes, str] | None:
     return raw[:match.start()] + b"}", match.group(1).decode()
 
 
-def last_chain_tip(*paths: str | os.PathLike[str]) -> ChainTip | None:
-    """The last sealed record of the first of ``paths`` that has one (a log file, then its rotated copy)."""
+def last_chain_tip(*paths: str | os.PathLike[str], stream: str | None = None) -> ChainTip | None:
+    """The last sealed record (of ``stream``, when given) of the first of ``paths`` that has one (a log file, then its
+    rotated copy)."""
     for path in paths:
         try:
             with open(path, "rb") as fh:
@@ -130,9 +183,20 @@ def last_chain_tip(*paths: str | os.PathLike[str]) -> ChainTip | None:
                 doc = json.loads(sealed[0])
             except ValueError:
                 continue
-            if isinstance(doc.get("stream"), str) and isinstance(doc.get("seq"), int):
+            if isinstance(doc.get("stream"), str) and isinstance(doc.get("seq"), int) and (
+                    stream is None or doc["stream"] == stream):
                 return ChainTip(doc["stream"], doc["seq"], sealed[1])
     return None
+
+
+def _tip_reader(paths: tuple[str, ...], stream: str) -> tuple[int, str] | None:
+    tip = last_chain_tip(*paths, stream=stream)
+    return None if tip is None else (tip.seq, tip.chain)
+
+
+def registry_for(template: str | os.PathLike[str]) -> StreamRegistry | None:
+    """The stream registry of a file template, or None where it cannot work (no ``fcntl``)."""
+    return StreamRegistry(template, tip_reader=_tip_reader) if StreamRegistry.available() else None
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ class TestReportOfATamperedArchive:
         from logshield_agent.cli import main
         from logshield_agent.sinks.local import LocalDirSink
 
-        from tests.agent.test_digests import T0, Clock, app_logs, ship, writer
+        from tests.agent.test_digests import T0, Clock, app_logs, digests_in, ship, writer
 
         (tmp_path / "logs").mkdir()
         app_logs(tmp_path / "logs", 120)
@@ -105,7 +105,8 @@ class TestReportOfATamperedArchive:
                           end_reason="quiet" if state == "closed" else None)
             document = alert_document(alert, host="testhost", detected_at=T0 + 2000)
             StoreDestination(sink).send(document, encode_alert(document))
-        sorted(store.glob("service=*/**/*.ndjson.zst"))[1].unlink()
+        middle = sorted((o for _, d in digests_in(store) for o in d["objects"]), key=lambda o: o["first_record"]["seq"])[2]
+        (store / middle["key"]).unlink()  # from the middle of the stream: a gap, not a lost tail
         pem = tmp_path / "state" / "digest-public-key.pem"
         out = tmp_path / "report.html"
         since = datetime.fromtimestamp(T0 - 3600, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")

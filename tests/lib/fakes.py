@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import threading
 import time
@@ -30,14 +32,17 @@ class FakeSummary:
 
 
 class FakeRedactor:
-    """Replaces e-mail addresses and values under a ``password`` key; can be told to fail or hang."""
+    """Replaces e-mail addresses and values under a ``password`` key; can be told to fail or hang. With
+    ``serialised=True`` one batch at a time, like the real Redactor (a hung batch holds up every caller)."""
 
-    def __init__(self, *, fail_on: str | None = None, hang_on: str | None = None, hang_seconds: float = 5.0):
+    def __init__(self, *, fail_on: str | None = None, hang_on: str | None = None, hang_seconds: float = 5.0,
+                 serialised: bool = False):
         self.fail_on = fail_on
         self.hang_on = hang_on
         self.hang_seconds = hang_seconds
         self.batches: list[int] = []
         self.release = threading.Event()
+        self._lock = threading.Lock() if serialised else None
 
     def redact_text(self, text: str) -> tuple[str, FakeSummary]:
         if self.fail_on and self.fail_on in text:
@@ -68,6 +73,12 @@ class FakeRedactor:
         return self._value(str(value), summary)
 
     def redact_batch(self, values: Sequence[Any]) -> list[tuple[Any, FakeSummary]]:
+        if self._lock is not None:
+            with self._lock:
+                return self._redact_batch(values)
+        return self._redact_batch(values)
+
+    def _redact_batch(self, values: Sequence[Any]) -> list[tuple[Any, FakeSummary]]:
         self.batches.append(len(values))
         out = []
         for value in values:
@@ -78,3 +89,8 @@ class FakeRedactor:
 
 def slow(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def json_lines(stream: io.StringIO) -> list[dict]:
+    """The JSON objects written to ``stream``, one per line."""
+    return [json.loads(line) for line in stream.getvalue().splitlines()]

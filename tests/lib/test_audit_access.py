@@ -85,7 +85,62 @@ class TestAuditEvent:
         assert record["actor"] == "carol"
 
 
+class TestAuditEventNeverRaises:
+    def test_values_that_are_not_a_level_logger_or_duration_become_details(self, capture):
+        """level="high", logger=42, duration_ms="fast": no exception; written at INFO through the audit logger with
+        the values kept in details as extra_level / extra_logger / extra_duration_ms."""
+        audit_event("doc.read", "doc/1", level="high", logger=42, duration_ms="fast", clearance="secret-ish")
+        (record,) = capture("audit.log")
+        assert record["level"] == "INFO" and record["logger"] == "presidio_logshield.audit"
+        assert record["audit"]["duration_ms"] is None
+        assert record["audit"]["details"] == {"extra_level": "high", "extra_logger": 42, "extra_duration_ms": "fast",
+                                              "clearance": "secret-ish"}
+
+    def test_level_names_and_logger_names_are_accepted(self, capture):
+        """level may be a level name and logger a logger's name."""
+        audit_event("invoice.export", "invoice/9", level="warning", logger="billing")
+        (record,) = capture("audit.log")
+        assert record["level"] == "WARNING" and record["logger"] == "billing" and record["audit"]["details"] == {}
+
+
 class TestAudited:
+    def test_resource_callable_gets_arguments_by_name(self, capture):
+        """The docstring's lambda gets the arguments by name however the function was called: positionally, by
+        keyword, as a method (self included), with defaults applied."""
+
+        @audited("invoice.read", resource=lambda invoice_id, **_: f"invoice/{invoice_id}")
+        def read(invoice_id: int, fmt: str = "csv") -> str:
+            return fmt
+
+        class Repo:
+            @audited("invoice.read", resource=lambda self, invoice_id, fmt, **_: f"{self.name}/{invoice_id}.{fmt}")
+            def read(self, invoice_id: int, fmt: str = "pdf") -> str:
+                return fmt
+
+            name = "repo"
+
+        @audited("bulk.read", resource=lambda ids, **_: ",".join(map(str, ids)))
+        def bulk(*ids: int, **options: str) -> None:
+            return None
+
+        read(42, "csv")
+        read(invoice_id=43)
+        Repo().read(7)
+        bulk(1, 2, 3, mode="x")
+        resources = [r["audit"]["resource"] for r in capture("audit.log")]
+        assert resources == ["invoice/42", "invoice/43", "repo/7.pdf", "1,2,3"]
+
+    def test_resource_callable_taking_positional_arguments_still_works(self, capture):
+        """A resource callable written for the arguments as passed (*args) still gets them."""
+
+        @audited("x.read", resource=lambda *args, **kwargs: f"x/{args[0]}")
+        def read(item: int) -> None:
+            return None
+
+        read(5)
+        (record,) = capture("audit.log")
+        assert record["audit"]["resource"] == "x/5"
+
     def test_success_and_failure_with_duration(self, capture):
         """A decorated function records success, or failure with the exception type but not its message."""
 

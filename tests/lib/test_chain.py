@@ -142,3 +142,97 @@ class TestRestart:
         with open(path, "a") as fh:
             fh.write('{"timestamp":"2026-11-24T10:00:00Z","message":"cut of')
         assert last_chain_tip(path) == complete and complete.seq == 3
+
+
+def _writer_process(template, n: int, *, crash: bool = False, wait: bool = False):
+    """Start a real process that writes n records through ``template`` and exits (cleanly, by SIGKILL, or once its
+    stdin closes); returns the Popen with its stream id on the first stdout line."""
+    import os
+    import subprocess
+    import sys
+    script = "\n".join([
+        "import logging, os, signal, sys",
+        f"sys.path.insert(0, {os.getcwd()!r})",
+        "from presidio_logshield import PIIRedactingHandler",
+        "from tests.lib.fakes import FakeRedactor",
+        f"h = PIIRedactingHandler(filename={str(template)!r}, redactor=FakeRedactor(), chain_key={KEY!r},",
+        "                         asynchronous=False)",
+        "log = logging.getLogger('t'); log.addHandler(h); log.propagate = False; log.setLevel(logging.INFO)",
+        f"for i in range({n}): log.info('event %d', i)",
+        "print(h.chain.stream, flush=True)",
+        "sys.stdin.readline()" if wait else "",
+        "os.kill(os.getpid(), signal.SIGKILL)" if crash else "",
+    ])
+    return subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _run(template, n: int, **options) -> str:
+    process = _writer_process(template, n, **options)
+    out, _ = process.communicate(timeout=60)
+    return out.split()[0]
+
+
+def _records(directory) -> dict[str, list[str]]:
+    """Every stream's lines, from every file of the directory."""
+    streams: dict[str, list[str]] = {}
+    for path in sorted(directory.glob("app-*.log")):
+        for line in path.read_text().splitlines():
+            streams.setdefault(json.loads(line)["stream"], []).append(line)
+    return streams
+
+
+class TestTemplateRestart:
+    def test_restarted_process_names_the_previous_stream_of_its_template(self, tmp_path):
+        """app-{pid}.log: the second process writes another file, yet its first record names the first process's
+        stream and where it ended; cutting that stream's tail is then reported as a gap."""
+        template = tmp_path / "app-{pid}.log"
+        first = _run(template, 5)
+        second = _run(template, 3)
+        streams = _records(tmp_path)
+        start = json.loads(streams[second][0])["stream_start"]
+        last_of_first = json.loads(streams[first][-1])
+        assert (start["previous"], start["previous_seq"]) == (first, 5)
+        assert start["previous_chain"] == last_of_first["chain"]
+        everything = streams[first] + streams[second]
+        assert verify_chain(everything, KEY) == []
+        problems = verify_chain(streams[first][:3] + streams[second], KEY)
+        assert [p.kind for p in problems] == ["gap"] and "reached seq 5" in problems[0].detail
+
+    def test_killed_process_is_claimed_where_its_file_ends(self, tmp_path):
+        """A process killed without closing has recorded no end: the next one reads it from the dead one's file."""
+        template = tmp_path / "app-{pid}.log"
+        killed = _run(template, 4, crash=True)
+        successor = _run(template, 1)
+        start = json.loads(_records(tmp_path)[successor][0])["stream_start"]
+        assert (start["previous"], start["previous_seq"]) == (killed, 4)
+
+    def test_live_processes_are_not_claimed_and_each_dead_one_once(self, tmp_path):
+        """A stream whose process still runs is nobody's predecessor; once dead, the oldest unclaimed stream goes to
+        the next new process and the one after it gets the next."""
+        template = tmp_path / "app-{pid}.log"
+        live = _writer_process(template, 1, wait=True)
+        live_stream = live.stdout.readline().strip()
+        meanwhile = _run(template, 2)
+        live.communicate("\n", timeout=60)
+        third = _run(template, 1)
+        fourth = _run(template, 1)
+        streams = _records(tmp_path)
+        previous = {s: json.loads(streams[s][0])["stream_start"]["previous"] for s in (meanwhile, third, fourth)}
+        assert previous == {meanwhile: None, third: live_stream, fourth: meanwhile}
+
+    def test_state_is_one_hidden_versioned_file_per_template(self, tmp_path):
+        """The state lives beside the logs, hidden from *.log* globs, named after the template, versioned; a newer
+        version is left untouched and nothing is claimed from it."""
+        from presidio_logshield.audit.streams import state_path
+        template = tmp_path / "app-{pid}.log"
+        first = _run(template, 1)
+        path = state_path(template)
+        assert path.name == ".app-{pid}.log.streams.json" and path.parent == tmp_path
+        state = json.loads(path.read_text())
+        assert state["version"] == 1 and [e["stream"] for e in state["streams"]] == [first]
+        assert state["streams"][0]["tip"]["seq"] == 1
+        future = json.dumps({"version": 99, "streams": state["streams"]})
+        path.write_text(future)
+        later = _run(template, 1)
+        assert json.loads(_records(tmp_path)[later][0])["stream_start"]["previous"] is None
+        assert path.read_text() == future

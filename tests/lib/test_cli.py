@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,52 @@ class TestReveal:
         assert started["audit"]["outcome"] == "started" and started["audit"]["details"]["reason"] == "case 7"
         assert done["audit"]["details"]["values_revealed"] == 1 and "bob@x.com" not in audit.read_text()
         assert verify_chain(audit.read_text().splitlines()) == []
+
+    NASTY = ['pa"ss\\word\n2', "tab\tquote' \u00e9 \u2713 </script> \\u0041", "\x00\x1f end"]
+
+    def test_json_lines_stay_json_with_nasty_values(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        """Decrypted values with quotes, backslashes, newlines and control characters go into JSON lines escaped:
+        every line still parses, to exactly the original values; the rest of the line keeps its bytes."""
+        config = RedactionConfig(detection="patterns", operators={"SECRET": "encrypt"}, encryption_key=KEY)
+        original = {"password": self.NASTY[0], "token": self.NASTY[1], "secret": self.NASTY[2], "note": "kept as is",
+                    "n": 1}
+        (record, _), = Redactor(config).redact_batch([original])
+        assert all(":enc:" in record[k] for k in ("password", "token", "secret"))
+        path = tmp_path / "app.log"
+        line = json.dumps(record, separators=(", ", ": "))  # python-json-logger's spacing: not what reveal would write
+        path.write_text(line + "\n")
+        monkeypatch.setenv("LOGSHIELD_ENCRYPTION_KEY", "base64:" + base64.b64encode(KEY).decode())
+        out = io.StringIO()
+        assert cli.main(["reveal", str(path), "--audit-file", str(tmp_path / "audit.log")], stdout=out,
+                        stderr=io.StringIO()) == 0
+        [revealed] = out.getvalue().splitlines()
+        assert json.loads(revealed) == original
+        assert revealed.endswith(', "note": "kept as is", "n": 1}')
+
+    def test_text_lines_get_the_plain_value(self, encrypted: Path, tmp_path: Path) -> None:
+        """A line that is not JSON gets the decrypted text as it is."""
+        token = json.loads(encrypted.read_text())["msg"].split("mail ")[1]
+        text = tmp_path / "text.log"
+        text.write_text(f"plain line for {token} here\n")
+        out = io.StringIO()
+        cli.main(["reveal", str(text), "--audit-file", str(tmp_path / "audit.log")], stdout=out, stderr=io.StringIO())
+        assert out.getvalue() == "plain line for bob@x.com here\n"
+
+    def test_reason_is_redacted_and_the_os_user_recorded(self, encrypted: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        """The --reason is redacted before it is stored; the OS user and uid are recorded beside the claimed actor,
+        and LOGSHIELD_AUDIT_FILE is the audit file when --audit-file is not given."""
+        import pwd
+        audit = tmp_path / "audit.log"
+        monkeypatch.setenv("LOGSHIELD_AUDIT_FILE", str(audit))
+        monkeypatch.setenv("LOGSHIELD_DETECTION", "patterns")
+        monkeypatch.setenv("USER", "someone-else")  # what getpass would believe
+        assert cli.main(["reveal", str(encrypted), "--actor", "dpo@corp", "--reason", "case 7 bob@example.com"],
+                        stdout=io.StringIO(), stderr=io.StringIO()) == 0
+        started = json.loads(audit.read_text().splitlines()[0])
+        assert started["audit"]["details"]["reason"] == "case 7 <EMAIL_ADDRESS>" and "bob@" not in audit.read_text()
+        assert started["actor"] == "dpo@corp"
+        assert started["os_user"] == pwd.getpwuid(os.getuid()).pw_name and started["os_uid"] == os.getuid()
 
     def test_refuses_without_an_audit_file(self, encrypted: Path) -> None:
         """No audit destination: exit 2 naming LOGSHIELD_AUDIT_FILE, nothing decrypted."""

@@ -1,4 +1,4 @@
-"""PIIRedactingHandler with a fake redactor: queueing, draining, fail-closed, fork, threads, context."""
+"""PIIRedactingHandler with a fake redactor: record shapes, fail-closed, queueing, draining, context, configuration, fork, interpreter exit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import logging
 import logging.config
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -18,29 +19,7 @@ from presidio_logshield import PIIRedactingHandler, log_context
 from presidio_logshield.config import ConfigError
 from presidio_logshield.worker import RecordQueue
 from tests.lib.fakes import FakeRedactor
-
-
-def lines(stream: io.StringIO) -> list[dict]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-
-@pytest.fixture
-def make_logger(request):
-    """A fresh logger wired to one handler; closed after the test."""
-    created: list[tuple[logging.Logger, logging.Handler]] = []
-
-    def make(handler: logging.Handler) -> logging.Logger:
-        logger = logging.getLogger(f"test.{request.node.name}.{len(created)}")
-        logger.handlers[:] = [handler]
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        created.append((logger, handler))
-        return logger
-
-    yield make
-    for logger, handler in created:
-        logger.removeHandler(handler)
-        handler.close()
+from tests.lib.fakes import json_lines as lines
 
 
 class TestRecordShapes:
@@ -292,6 +271,14 @@ class TestConfiguration:
         with pytest.raises(ConfigError, match="LOGSHIELD_QUEUE_SIZE"):
             PIIRedactingHandler(stream=io.StringIO(), redactor=FakeRedactor())
 
+    def test_refused_handler_is_not_flushed_at_exit(self):
+        """A handler whose options were refused is not registered with logging: the exit flush says nothing."""
+        code = ("from presidio_logshield import PIIRedactingHandler\n"
+                "try:\n    PIIRedactingHandler(entities='EMAIL')\nexcept ValueError as exc:\n    print(type(exc).__name__)\n")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == "ConfigError"
+        assert "Traceback" not in done.stderr and "AttributeError" not in done.stderr, done.stderr
+
     def test_keyword_beats_environment(self, monkeypatch):
         """A keyword option overrides the environment variable of the same name."""
         monkeypatch.setenv("LOGSHIELD_BATCH_SIZE", "3")
@@ -331,19 +318,73 @@ class TestFork:
         assert "parent after fork" in parent and "child" not in parent
 
 
+def _run_script(*lines_of_code: str) -> None:
+    """Run a script in a fresh interpreter that imports this checkout (PYTHONPATH inherited)."""
+    import subprocess
+    script = "\n".join(["import sys", f"sys.path.insert(0, {os.getcwd()!r})", *lines_of_code])
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
 class TestExit:
     def test_records_are_drained_at_interpreter_exit(self, tmp_path):
-        """A script that logs and exits without closing anything still gets every record written."""
+        """A script that logs and exits without closing anything gets every record written, redacted (not withheld:
+        the drain at exit still has a detection thread)."""
         path = tmp_path / "exit.log"
-        script = "\n".join([
-            "import logging, sys",
-            f"sys.path.insert(0, {os.getcwd()!r})",
+        _run_script(
+            "import logging",
             "from presidio_logshield import PIIRedactingHandler",
             "from tests.lib.fakes import FakeRedactor",
             f"h = PIIRedactingHandler(filename={str(path)!r}, redactor=FakeRedactor())",
             "logging.getLogger().addHandler(h); logging.getLogger().setLevel(logging.INFO)",
-            "for i in range(2000): logging.info('exit %d', i)",
-        ])
-        import subprocess
-        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-        assert len(path.read_text().splitlines()) == 2000
+            "for i in range(2000): logging.info('exit %d for u%d@example.com', i, i)",
+        )
+        messages = [json.loads(line)["message"] for line in path.read_text().splitlines()]
+        assert messages == [f"exit {i} for <EMAIL_ADDRESS>" for i in range(2000)]
+
+    def test_readme_quick_start_as_a_plain_script(self, tmp_path, monkeypatch):
+        """The README's quick start, run as a script with the real redactor (patterns mode), writes its warning
+        and its audit record redacted when the interpreter exits."""
+        path = tmp_path / "app.log"
+        monkeypatch.setenv("LOGSHIELD_DETECTION", "patterns")
+        _run_script(
+            "import logging",
+            "from presidio_logshield import PIIRedactingHandler, audit_event, log_context",
+            f"logging.getLogger().addHandler(PIIRedactingHandler({str(path)!r}, service='shop-api'))",
+            "with log_context(request_id='r-42', actor='alice@example.com'):",
+            "    logging.getLogger('shop').warning('card %s declined for %s', '4111111111111111', 'alice@example.com',",
+            "                                      extra={'payload': {'password': 'hunter2'}})",
+            "    audit_event('invoice.read', 'invoice/42')",
+        )
+        warning, audit = (json.loads(line) for line in path.read_text().splitlines())
+        assert warning["message"] == "card <CREDIT_CARD> declined for <EMAIL_ADDRESS>"
+        assert warning["payload"] == {"password": "<SECRET>"} and warning["actor"] == "<EMAIL_ADDRESS>"
+        assert audit["audit"]["action"] == "invoice.read" and "withheld" not in path.read_text()
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+    def test_forked_children_exiting_with_sys_exit_drain_redacted(self, tmp_path):
+        """gunicorn-style workers that leave with sys.exit (atexit runs) write all their records, redacted."""
+        template = tmp_path / "app-{pid}.log"
+        _run_script(
+            "import logging, os",
+            "from presidio_logshield import PIIRedactingHandler",
+            "from tests.lib.fakes import FakeRedactor",
+            f"h = PIIRedactingHandler(filename={str(template)!r}, redactor=FakeRedactor())",
+            "log = logging.getLogger('fork'); log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False",
+            "log.info('parent a@b.io')",
+            "children = []",
+            "for k in range(2):",
+            "    pid = os.fork()",
+            "    if pid == 0:",
+            "        for i in range(300): log.info('child %d msg %d bob@example.com', k, i)",
+            "        sys.exit(0)",
+            "    children.append(pid)",
+            "for pid in children: os.waitpid(pid, 0)",
+        )
+        children = [p for p in tmp_path.glob("app-*.log")]
+        assert len(children) == 3
+        for path in children:
+            messages = [json.loads(line)["message"] for line in path.read_text().splitlines()]
+            assert "withheld" not in path.read_text() and "@example.com" not in path.read_text()
+            if messages[0].startswith("child"):
+                k = messages[0].split()[1]
+                assert messages == [f"child {k} msg {i} <EMAIL_ADDRESS>" for i in range(300)]
