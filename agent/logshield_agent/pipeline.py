@@ -124,6 +124,7 @@ class _Upload:
     stored: bool = False  # the store acknowledged
     error: ShipError | None = None  # --once: why it cannot be shipped
     once: bool = False
+    flushing: bool = False  # started by the shutdown flush (with its deadline)
 
 
 class Pipeline:
@@ -372,7 +373,7 @@ class Pipeline:
                 return True  # not uploaded; planned again on the next step
             self._save_error = None
             batch.replay = intent
-        upload = _Upload(stream, batch, intent, once=attempts is not None)
+        upload = _Upload(stream, batch, intent, once=attempts is not None, flushing=deadline is not None)
         future = self._uploads().submit(self._transfer, upload, stop, deadline, attempts)
         future.add_done_callback(lambda _: self.wake.set())
         self._inflight[stream.id] = future
@@ -428,7 +429,8 @@ class Pipeline:
         if up.error is not None:
             raise up.error
         if not up.stored or up.stream.stalled:
-            self._gave_up.add(up.stream.id)
+            if up.flushing:
+                self._gave_up.add(up.stream.id)
             return  # stopped, out of time, or held on a conflict: the data stays in the file
         if self.observers:
             failed = self._notify("batch_shipped", ShippedBatch(
