@@ -6,8 +6,9 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
 1. checks every open file: a file whose size dropped below what was read, or whose first bytes or bytes just
    before the read position changed, was truncated in place (copytruncate) — the stream lets go of it and waits
    for the copy;
-2. globs the patterns; a path whose inode is already followed is the same stream under a (maybe new) name (rename
-   rotation); an unknown inode is opened and identified (``_identify``), biggest files first:
+2. globs the patterns, less ``LOGSHIELD_EXCLUDE`` and files starting with compression magic
+   (``exclusions.py``); a path whose inode is already followed is the same stream under a (maybe new) name (rename
+   rotation); an unknown inode is opened and identified (``identify.py``), biggest files first:
 
    a. the copy a truncated stream waits for (same head, same bytes before the read position) continues it, so
       copytruncate loses nothing when the copy matches the glob;
