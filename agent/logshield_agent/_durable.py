@@ -1,12 +1,13 @@
 """Durable file writes shared by the checkpointer and the local sink: whole content written and fsynced
-before the caller renames or links it into place, and the directory fsynced after."""
+before the caller renames or links it into place, and the directory fsynced after; directories created so
+that they survive a crash too."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["fsync_dir", "write_synced"]
+__all__ = ["fsync_dir", "make_dirs", "write_synced"]
 
 
 def write_synced(path: Path, data: bytes, *, flags: int = os.O_EXCL, mode: int = 0o644) -> None:
@@ -28,3 +29,28 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` whose result survives a crash: each directory created here is fsynced, and so is its parent
+    (which holds the new entry). Without that, an object linked into a new ``dt=``/``hour=`` directory could vanish
+    with its directory after a power loss although the checkpoint had already advanced past it."""
+    missing: list[Path] = []
+    level = Path(path)
+    while not level.is_dir():
+        missing.append(level)
+        if level.parent == level:
+            break
+        level = level.parent
+    synced: set[Path] = set()
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            # Created concurrently: its creator may not have fsynced it yet, so do it here as well.
+        for target in (directory, directory.parent):
+            if target not in synced:
+                fsync_dir(target)
+                synced.add(target)

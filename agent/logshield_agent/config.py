@@ -36,6 +36,10 @@ S3_STORAGE_CLASSES = (
 #: name (without prefix) -> (default as documented, meaning). The single source for CONFIG.md.
 VARIABLES: dict[str, tuple[str, str]] = {
     "PATHS": ("(required)", "Comma-separated glob patterns of log files to tail, e.g. `/var/log/app/*.log*`."),
+    "EXCLUDE": ("`*.gz,*.zst,*.bz2,*.xz,*.zip`", "Comma-separated globs of files `PATHS` matches but that are not "
+                "tailed: a pattern without `/` is matched against the file name, one with `/` against the whole "
+                "path; empty excludes nothing. Files whose first bytes are gzip, zstd, bzip2, xz or zip magic are "
+                "skipped whatever their name (logged once per file, counted in /metrics)."),
     "SINK": ("`file://<state dir>/archive`", "Where objects go: `file:///dir`, `s3://bucket/prefix`, "
              "`azure://container/prefix`."),
     "STATE_DIR": ("`./.logshield-state`", "Directory for checkpoints (`checkpoints.json`). Use a persistent "
@@ -66,6 +70,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "ROTATED_KEEP_BYTES": ("unset", "With `keep`: delete the oldest fully shipped rotated files while their "
                            "total size exceeds this."),
     "ROTATED_GRACE": ("`300`", "Seconds a rotated, fully shipped file must be unchanged before it may be deleted."),
+    "ROTATED_SETTLE": ("`5`", "Seconds a rotated or deleted file must be unchanged before its unterminated last "
+                       "line is shipped as a record (an application may still finish it through its old handle) "
+                       "and a deleted file is let go; also how long a file shorter than 64 bytes waits before it "
+                       "is identified by what it has."),
     "RETENTION_DAYS": ("unset", "Per-object retention: the retain-until date of S3 Object Lock (needs "
                        "`S3_OBJECT_LOCK_MODE`) or of the Azure immutability policy (needs `AZURE_IMMUTABILITY`), "
                        "and the expiry `retention apply` installs; for the local sink the sweep deletes objects "
@@ -148,6 +156,7 @@ class AgentConfig(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     paths: tuple[str, ...]
+    exclude: tuple[str, ...] = ("*.gz", "*.zst", "*.bz2", "*.xz", "*.zip")
     sink: str | None = None
     state_dir: Path = Path(".logshield-state")
     batch_max_bytes: int = Field(16 * MiB, ge=1024, le=GiB)
@@ -165,6 +174,7 @@ class AgentConfig(BaseSettings):
     rotated_keep_days: float | None = Field(None, gt=0, le=36500)
     rotated_keep_bytes: int | None = Field(None, ge=0, le=1024 * 1024 * GiB)
     rotated_grace: float = Field(300.0, ge=0, le=30 * 86400)
+    rotated_settle: float = Field(5.0, ge=0, le=86400)
     retention_days: int | None = Field(None, ge=1, le=36500)
     s3_sse: Literal["none", "AES256", "aws:kms"] = "none"
     s3_kms_key_id: str | None = None
@@ -214,6 +224,13 @@ class AgentConfig(BaseSettings):
             value = tuple(part.strip() for part in value.split(",") if part.strip())
         if not value:
             raise ValueError("at least one glob pattern is required")
+        return value
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _split_exclude(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("batch_max_bytes", "max_line_bytes", "rotated_keep_bytes", "multipart_threshold",

@@ -49,6 +49,17 @@ class AgentMetrics:
                             "Age of the oldest batch not yet acknowledged", registry=r)
         self.streams = Gauge("logshield_streams", "Files being followed", registry=r)
         self.stalled = Gauge("logshield_stalled_streams", "Streams that cannot ship (see logs)", registry=r)
+        # Files matched but not followed, and what following costs (logshield_agent.sources)
+        self.files_skipped = Counter("logshield_files_skipped", "Matched files not shipped because of their content "
+                                     "(reason=compressed), once per file", ["reason"], registry=r)
+        self.unreadable_files = Gauge("logshield_unreadable_files", "Matched files that cannot be read (permission "
+                                      "denied); retried on every scan", registry=r)
+        self.open_files = Gauge("logshield_open_files", "Log files open now", registry=r)
+        self.waiting_files = Gauge("logshield_waiting_files", "Matched files waiting for a free descriptor",
+                                   registry=r)
+        self.truncation_lost = Counter("logshield_truncated_unread_bytes", "Bytes a file held beyond what had been "
+                                       "read when it was truncated in place with no copy found (copytruncate)",
+                                       registry=r)
         # Anomaly alerts (logshield_agent.alerts)
         self.alerts = Counter("logshield_alerts", "Anomaly alerts raised", ["dimension"], registry=r)
         self.alert_deliveries = Counter("logshield_alert_deliveries", "Alert deliveries per destination by result "

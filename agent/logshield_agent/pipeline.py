@@ -6,9 +6,9 @@ loop reads ahead. Per stream at most one batch is in flight (back-pressure: noth
 the store answered), a batch is never bigger than ``LOGSHIELD_BATCH_MAX_BYTES`` plus one line, and the tailer reads
 ahead at most one batch more than the uploads in flight — memory is bounded however large the backlog.
 
-Exactly once, per stream (fingerprint) and byte range:
+Exactly once, per stream (its id: see ``sources/tailer.py``) and byte range:
 
-1. the batch ``[start, end)`` gets a key derived from the fingerprint and range, and deterministic bytes;
+1. the batch ``[start, end)`` gets a key derived from the stream id and range, and deterministic bytes;
 2. the *intent* (range, key, compression, chosen event time) is persisted in the checkpoint **before** the upload;
 3. the put is conditional: an identical existing object is success, different content is never overwritten;
 4. only after the store acknowledged, the checkpoint offset moves to ``end`` and the intent is cleared.
@@ -30,22 +30,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 
 from ._log import sanitize
+from ._pool import UploadPool
 from .config import AgentConfig
 from .health import AgentMetrics, Readiness
-from .retention import RotatedFile, plan_rotated_deletions, sweep_expired
+from .retention import LocalSweeper, RotatedFile, delete_rotated, plan_rotated_deletions
 from .sinks import base as sink_base
 from .sinks.base import ObjectConflictError, Sink, SinkError, SinkUnavailableError
 from .sinks.keys import object_key
 from .sinks.local import LocalDirSink
 from .sources.checkpoint import Checkpointer, Intent
+from .sources.descriptors import default_max_open, is_descriptor_exhaustion
+from .sources.fingerprint import check_of
 from .sources.fs import FileSystem
 from .sources.lines import split_lines
 from .sources.tailer import PendingBatch, Stream, Tailer
 from .transforms.compress import CONTENT_ENCODING, compress
-from .transforms.events import event_time
+from .transforms.events import event_time, file_time
 
 __all__ = ["Pipeline", "PipelineObserver", "ShipError", "ShippedBatch"]
 
@@ -67,7 +69,7 @@ class ShippedBatch:
     sha256: str
     size: int  # stored (compressed) bytes
     lines: int
-    source: str  # stream fingerprint
+    source: str  # stream id
     byte_start: int
     byte_end: int
     first_event: str
@@ -122,6 +124,7 @@ class _Upload:
     stored: bool = False  # the store acknowledged
     error: ShipError | None = None  # --once: why it cannot be shipped
     once: bool = False
+    flushing: bool = False  # started by the shutdown flush (with its deadline)
 
 
 class Pipeline:
@@ -142,6 +145,7 @@ class Pipeline:
         once_attempts: int = 6,
         settle: float | None = None,
         observers: Sequence[PipelineObserver] = (),
+        max_open_files: int | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
@@ -159,16 +163,26 @@ class Pipeline:
         self.tailer = Tailer(
             config.paths, checkpointer,
             batch_max_bytes=config.batch_max_bytes, max_line_bytes=config.max_line_bytes, service=config.service,
-            settle=settle if settle is not None else max(2 * config.poll_interval, 1.0),
-            fs=fs, clock=clock, wall=wall, on_read=self._on_read,
-            # Memory bound: batches read ahead of the uploads, whatever the number of files in the backlog.
-            max_pending_bytes=(config.upload_concurrency + 1) * config.batch_max_bytes,
+            settle=settle if settle is not None else config.rotated_settle,
+            fs=fs, clock=clock, wall=wall, on_read=self._on_read, exclude=config.exclude,
+            on_skip=lambda reason: self.metrics.files_skipped.labels(reason).inc(),
+            on_lost=self.metrics.truncation_lost.inc,
+            # Memory bound, whatever the number of files in the backlog: the batches in flight and one more, each
+            # with its slack (a batch may exceed the size by a line; what was read past it waits: another line).
+            max_pending_bytes=(config.upload_concurrency + 1) * (config.batch_max_bytes + 2 * config.max_line_bytes),
+            max_open=max_open_files if max_open_files is not None else default_max_open(config.upload_concurrency),
         )
         self._last_housekeeping = clock()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: UploadPool | None = None
+        self._gave_up: set[str] = set()  # streams whose upload gave up during flush (not retried in it)
         self._inflight: dict[str, concurrent.futures.Future[_Upload]] = {}
         self.shipped_batches = 0
         self._is_local = isinstance(sink, LocalDirSink)
+        self._sweeper = (LocalSweeper(sink, clock=clock) if isinstance(sink, LocalDirSink) and config.retention_days
+                         else None)
+        self._unsaved = False  # an acknowledgement is in memory only (the checkpoint write failed)
+        self._save_error: str | None = None  # why the last checkpoint write failed (None: it worked)
+        self._save_error_logged = -1e9
 
     def _on_read(self, lines: int, nbytes: int) -> None:
         self.metrics.lines_read.inc(lines)
@@ -176,7 +190,10 @@ class Pipeline:
 
     # -- entry points
     def run(self, stop: threading.Event) -> None:
-        """Ship until ``stop`` is set, then ship the open batches within ``LOGSHIELD_SHUTDOWN_GRACE``."""
+        """Ship until ``stop`` is set, then ship the open batches within ``LOGSHIELD_SHUTDOWN_GRACE`` and return
+        (uploads still in flight then are abandoned: nothing was acknowledged for them, they ship after a restart)."""
+        self._clean_up_after_crash()
+        deadline: float | None = None
         try:
             self._notify("open", self.wall())
             while not stop.is_set():
@@ -188,40 +205,68 @@ class Pipeline:
                     self.wake.wait(self.config.poll_interval)  # a file change or a finished upload wakes it
                     if stop.is_set():
                         break
-            self.flush(deadline=self.clock() + self.config.shutdown_grace)
+            deadline = self.clock() + self.config.shutdown_grace
+            self.flush(deadline=deadline)
             self._notify("close", self.wall())
         finally:
-            self._stop_uploads()
+            # Never past the grace for an upload stuck in the store's client: it cannot advance anything.
+            left = max(0.0, deadline - self.clock()) if deadline is not None else self.config.shutdown_grace
+            self._stop_uploads(timeout=left)
             self.tailer.close()
 
     def run_once(self) -> None:
-        """Ship everything readable now and wait for the store's acknowledgement; ``ShipError`` otherwise."""
+        """Ship everything readable now — each file up to the size it had when first seen, so that a busy writer
+        cannot keep it going — and wait for the store's acknowledgement; ``ShipError`` otherwise."""
+        self._clean_up_after_crash()
         try:
             self._notify("open", self.wall())
+            stuck = 0
             while True:
+                self._retry_save()
                 self.tailer.scan(once=True)
                 for stream in list(self.tailer.streams.values()):
                     if stream.stalled:
                         raise ShipError(f"cannot ship {stream.path}: {stream.stalled}")
-                    if (stream.pending is not None and stream.fp not in self._inflight
+                    if (stream.pending is not None and stream.id not in self._inflight
                             and len(self._inflight) < self.config.upload_concurrency):
                         self._start(stream, attempts=self.once_attempts)
                 if self._inflight:
+                    stuck = 0
                     self._harvest(block=True)
                     continue
-                if not any(s.pending is not None or (s.fd is not None and s.read_offset < s.size)
-                           for s in self.tailer.streams.values()):
+                if not self.tailer.waiting and not any(
+                        s.pending is not None or (s.fd is not None and s.read_offset < s.readable)
+                        for s in self.tailer.streams.values()):
                     break
+                # Nothing could start (the checkpoint cannot be written, no descriptor free, a replay waits for a
+                # re-check of its file): back off instead of spinning, give up on a checkpoint that stays broken.
+                stuck += 1
+                if self._save_error is not None and stuck > 12:
+                    raise ShipError(f"cannot write the checkpoint in {self.checkpointer.state_dir}: "
+                                    f"{self._save_error}")
+                time.sleep(min(1.0, self.backoff_cap, self.backoff_base * 0.04 * 2 ** stuck))
+            self._retry_save()
+            if self._unsaved:
+                raise ShipError(f"everything was shipped but the checkpoint in {self.checkpointer.state_dir} "
+                                f"could not be written ({self._save_error}); the next run re-sends the last "
+                                "batches (the store keeps one copy)")
             self._update_gauges()
             self._notify("tick", self.wall())
             self._notify("close", self.wall())
+            if self.tailer.denied:  # the daemon retries them (and counts them in /metrics); --once must not pass
+                first = sorted(self.tailer.denied)[0]
+                others = len(self.tailer.denied) - 1
+                raise ShipError(f"cannot read {first}: permission denied"
+                                + (f" (and {others} more unreadable file{'s' if others > 1 else ''})" if others else "")
+                                + "; everything else was shipped")
         finally:
-            self._stop_uploads()
+            self._stop_uploads(timeout=None)
             self.tailer.close()
 
     def step(self, stop: threading.Event | None = None) -> bool:
         """One scan, the uploads that finished, and the uploads that are due (at most
         ``LOGSHIELD_UPLOAD_CONCURRENCY`` in flight). True when a finished upload left more to do at once."""
+        self._retry_save()
         self.tailer.scan()
         finished = self._harvest(block=False)
         now = self.clock()
@@ -231,7 +276,7 @@ class Pipeline:
             if len(self._inflight) >= self.config.upload_concurrency:
                 break  # the next finished upload wakes the loop
             batch = stream.pending
-            if batch is None or stream.stalled or stream.fp in self._inflight:
+            if batch is None or stream.stalled or stream.id in self._inflight:
                 continue
             due = (batch.replay is not None or batch.final or batch.full
                    or now - batch.opened >= self.config.batch_max_age)
@@ -241,36 +286,63 @@ class Pipeline:
         return finished > 0 and len(self._inflight) < self.config.upload_concurrency
 
     def flush(self, *, deadline: float) -> None:
-        """Ship every open batch (complete lines only), giving up at ``deadline``; unshipped data stays in files."""
+        """Ship every open batch (complete lines only), giving up at ``deadline``; unshipped data stays in files.
+
+        A batch whose upload gave up (its next retry would end after ``deadline``) is not started again: retrying
+        with a fresh attempt count in the last moments was a busy loop of puts against a failing store."""
+        self._gave_up.clear()
         while self.clock() < deadline:
             for stream in list(self.tailer.streams.values()):
-                if (stream.pending is not None and not stream.stalled and stream.fp not in self._inflight
+                if (stream.pending is not None and not stream.stalled and stream.id not in self._inflight
+                        and stream.id not in self._gave_up
                         and len(self._inflight) < self.config.upload_concurrency):
                     self._start(stream, deadline=deadline)
             if not self._inflight:
                 break
             left = deadline - self.clock()
             self._harvest(block=True, timeout=max(0.0, left) if math.isfinite(left) else None)
-        if self._inflight:
-            log.warning("shutdown grace period over; remaining data stays in the files and ships on restart")
+        self._report_leftovers()
         self._update_gauges()
+
+    def _report_leftovers(self) -> None:
+        """One log line saying what was not acknowledged at shutdown (it stays in the files)."""
+        streams = [s for s in self.tailer.streams.values() if s.unshipped > 0 or s.pending is not None]
+        if not streams:
+            return
+        pending = [s for s in streams if s.pending is not None]
+        log.warning("stopping with data not acknowledged by the store; it stays in the files and ships after the "
+                    "restart", extra={"files": len(streams), "unshipped_bytes": sum(s.unshipped for s in streams),
+                                      "batches": len(pending), "batches_in_flight": len(self._inflight),
+                                      "lines_in_batches": sum(s.pending.lines for s in pending if s.pending)})
 
     def close(self) -> None:
         """Stop the upload threads (after the uploads in flight finish) and release the files."""
-        self._stop_uploads()
+        self._stop_uploads(timeout=None)
         self.tailer.close()
 
+    def _clean_up_after_crash(self) -> None:
+        """Remove what a killed predecessor may have left in a local store (temp files of interrupted puts)."""
+        if not self._is_local:
+            return
+        try:
+            removed = self.sink.remove_stale_temporaries()  # type: ignore[attr-defined]
+        except OSError as exc:
+            log.warning("cannot clean up temp files in the local store", extra={"error": type(exc).__name__})
+            return
+        if removed:
+            log.info("removed temp files of interrupted uploads", extra={"count": removed})
+
     # -- shipping: the pipeline thread starts and finishes uploads; a small pool compresses and puts
-    def _uploads(self) -> concurrent.futures.ThreadPoolExecutor:
+    def _uploads(self) -> UploadPool:
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.config.upload_concurrency, thread_name_prefix="logshield-upload")
+            self._pool = UploadPool(self.config.upload_concurrency, name="logshield-upload")
         return self._pool
 
-    def _stop_uploads(self) -> None:
+    def _stop_uploads(self, *, timeout: float | None) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None and pool.shutdown(timeout=timeout):
+            log.warning("upload still waiting for the store at shutdown; abandoned (its batch is not acknowledged "
+                        "and ships after the restart)", extra={"uploads": len(self._inflight)})
         self._inflight.clear()
 
     def _start(self, stream: Stream, *, stop: threading.Event | None = None, deadline: float | None = None,
@@ -287,19 +359,24 @@ class Pipeline:
                 return self._resolve_incomplete_replay(stream, intent, stop=stop, deadline=deadline,
                                                        attempts=attempts)
         else:
-            first = event_time(batch.first_record()) or datetime.fromtimestamp(batch.mtime or self.wall(),
-                                                                                 tz=timezone.utc)
-            key = object_key(service=stream.service, host=self.config.host, event_time=first, fingerprint=stream.fp,
+            first = event_time(batch.first_record()) or file_time(batch.mtime or self.wall())
+            key = object_key(service=stream.service, host=self.config.host, event_time=first, fingerprint=stream.id,
                              start=batch.start, end=batch.end, compression=self.config.compression)
             intent = Intent(start=batch.start, end=batch.end, final=batch.final, key=key,
-                            compression=self.config.compression, first_event=first.isoformat())
+                            compression=self.config.compression, first_event=first.isoformat(),
+                            check=check_of(stream.tail))  # the bytes before `end` (what a restart verifies)
             # Durable before the upload: a restart must re-use exactly this range and key.
-            self.checkpointer.record_intent(stream.fp, intent)
+            try:
+                self.checkpointer.record_intent(stream.id, intent)
+            except OSError as exc:
+                self._save_failed(exc)
+                return True  # not uploaded; planned again on the next step
+            self._save_error = None
             batch.replay = intent
-        upload = _Upload(stream, batch, intent, once=attempts is not None)
+        upload = _Upload(stream, batch, intent, once=attempts is not None, flushing=deadline is not None)
         future = self._uploads().submit(self._transfer, upload, stop, deadline, attempts)
         future.add_done_callback(lambda _: self.wake.set())
-        self._inflight[stream.fp] = future
+        self._inflight[stream.id] = future
         return True
 
     def _transfer(self, up: _Upload, stop: threading.Event | None, deadline: float | None,
@@ -314,7 +391,7 @@ class Pipeline:
         up.metadata = {
             sink_base.META_SHA256: up.sha,
             sink_base.META_LINES: str(up.batch.lines),
-            sink_base.META_SOURCE: up.stream.fp,
+            sink_base.META_SOURCE: up.stream.id,
             sink_base.META_BYTE_START: str(up.intent.start),
             sink_base.META_BYTE_END: str(up.intent.end),
             sink_base.META_FIRST_EVENT: up.intent.first_event,
@@ -352,10 +429,12 @@ class Pipeline:
         if up.error is not None:
             raise up.error
         if not up.stored or up.stream.stalled:
+            if up.flushing:
+                self._gave_up.add(up.stream.id)
             return  # stopped, out of time, or held on a conflict: the data stays in the file
         if self.observers:
             failed = self._notify("batch_shipped", ShippedBatch(
-                key=up.intent.key, sha256=up.sha, size=up.size, lines=up.batch.lines, source=up.stream.fp,
+                key=up.intent.key, sha256=up.sha, size=up.size, lines=up.batch.lines, source=up.stream.id,
                 byte_start=up.intent.start, byte_end=up.intent.end,
                 first_event=up.metadata[sink_base.META_FIRST_EVENT], last_event=up.metadata[sink_base.META_LAST_EVENT],
                 service=up.stream.service, body=up.content, already_existed=up.existed))
@@ -394,14 +473,22 @@ class Pipeline:
         else:
             log.warning("batch recorded before a restart can no longer be re-read and is not in the store; "
                         "continuing from the last acknowledged offset", extra={"path": stream.path})
-            self.checkpointer.update(stream.fp, replace(self.checkpointer.streams[stream.fp], intent=None))
+            try:
+                self.checkpointer.update(stream.id, replace(self.checkpointer.streams[stream.id], intent=None))
+            except OSError as exc:
+                self._save_failed(exc)
+                return True  # decided again on the next step
             self.tailer.abandon_replay(stream)
         return True
 
     def _acknowledge(self, stream: Stream, *, lines: int) -> None:
         batch = stream.pending
         assert batch is not None
-        self.checkpointer.acknowledge(stream.fp, batch.end)
+        try:
+            self.checkpointer.acknowledge(stream.id, batch.end)
+        except OSError as exc:  # in memory it advanced; written by the next successful save
+            self._save_failed(exc)
+            self._unsaved = True
         self.shipped_batches += 1
         self.metrics.lines_shipped.inc(lines)
         self.metrics.bytes_shipped.inc(batch.end - batch.start)
@@ -452,6 +539,29 @@ class Pipeline:
                     time.sleep(delay)
                 self.metrics.retries.inc()
 
+    # -- the checkpoint file failing (full disk, EMFILE): log, back off, retry; never crash, never lose data
+    def _save_failed(self, exc: OSError) -> None:
+        self.metrics.failures.labels("checkpoint").inc()
+        if is_descriptor_exhaustion(exc):
+            self.tailer.descriptors.exhausted(self.tailer.open_files, exc)
+        self._save_error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        now = self.clock()
+        if now - self._save_error_logged >= 60:
+            self._save_error_logged = now
+            log.error("cannot write the checkpoint; retrying (the data stays in the files)",
+                      extra={"state_dir": str(self.checkpointer.state_dir), "error": self._save_error})
+
+    def _retry_save(self) -> None:
+        if not self._unsaved:
+            return
+        try:
+            self.checkpointer.save()
+        except OSError as exc:
+            self._save_failed(exc)
+            return
+        self._unsaved = False
+        self._save_error = None
+
     # -- observability and housekeeping
     def _update_gauges(self) -> None:
         streams = self.tailer.streams.values()
@@ -459,6 +569,9 @@ class Pipeline:
         self.metrics.streams.set(len(self.tailer.streams))
         self.metrics.unshipped.set(sum(s.unshipped for s in streams))
         self.metrics.stalled.set(sum(1 for s in streams if s.stalled))
+        self.metrics.unreadable_files.set(len(self.tailer.denied))
+        self.metrics.open_files.set(self.tailer.open_files)
+        self.metrics.waiting_files.set(self.tailer.waiting)
         ages = [now - s.pending.opened for s in streams if s.pending is not None and s.pending.opened]
         self.metrics.oldest.set(max(ages, default=0.0))
         # "Pending" = something the agent could ship; an unterminated line waiting for its newline is not.
@@ -476,24 +589,25 @@ class Pipeline:
         """Delete shipped rotated files per policy, sweep expired local objects, forget long-gone streams."""
         wall = self.wall()
         cfg = self.config
-        candidates = [
-            RotatedFile(s.path, s.size, s.mtime)
+        candidates = {
+            s.path: RotatedFile(s.path, s.size, s.mtime, s.dev, s.ino)
             for s in self.tailer.streams.values()
-            if s.rotated and not s.gone and s.fd is not None and s.drained() and s.acked >= s.size
+            if s.rotated and not s.gone and (s.fd is not None or s.parked) and s.drained() and s.acked >= s.size
             and s.pending is None
-        ]
-        for path in plan_rotated_deletions(candidates, mode=cfg.rotated_retention, grace=cfg.rotated_grace,
+        }
+        for path in plan_rotated_deletions(candidates.values(), mode=cfg.rotated_retention, grace=cfg.rotated_grace,
                                            keep_days=cfg.rotated_keep_days, keep_bytes=cfg.rotated_keep_bytes,
                                            now=wall):
             try:
-                self.tailer.fs.unlink(path)
-                log.info("deleted fully shipped rotated file", extra={"path": path})
+                if delete_rotated(self.tailer.fs, candidates[path]):
+                    log.info("deleted fully shipped rotated file", extra={"path": path})
             except OSError as exc:
                 log.warning("cannot delete rotated file", extra={"path": path, "error": type(exc).__name__})
-        if self._is_local and cfg.retention_days:
+        if self._sweeper is not None:
             try:
-                sweep_expired(self.sink)  # type: ignore[arg-type]
+                self._sweeper.step()
             except (SinkError, OSError) as exc:
+                self._sweeper = LocalSweeper(self.sink, clock=self.clock)  # type: ignore[arg-type]
                 log.warning("retention sweep failed", extra={"error": type(exc).__name__})
         for fp, stream in self.tailer.streams.items():
             state = self.checkpointer.streams.get(fp)
@@ -501,4 +615,8 @@ class Pipeline:
                 self.checkpointer.streams[fp] = replace(state, seen=wall, path=stream.path)
         old = [fp for fp, st in self.checkpointer.streams.items()
                if fp not in self.tailer.streams and st.intent is None and wall - st.seen > FORGET_AFTER]
-        self.checkpointer.forget(old)
+        try:
+            self.checkpointer.forget(old)
+        except OSError as exc:
+            self._save_failed(exc)
+            self._unsaved = True

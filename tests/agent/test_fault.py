@@ -168,3 +168,76 @@ class TestSigkill:
         for line in err.decode().splitlines():
             json.loads(line)  # the agent's own logs are JSON lines
         assert b"line 1" not in err  # and never contain log content
+
+
+class TestOneAgentPerStateDir:
+    def test_second_agent_exits_2_naming_the_state_dir(self, tmp_path):
+        """A second agent on a state directory in use exits 2 naming LOGSHIELD_STATE_DIR; nothing is shipped twice."""
+        (tmp_path / "logs").mkdir()
+        lines = [f"line {i}\n".encode() for i in range(3000)]
+        (tmp_path / "logs" / "app.log").write_bytes(b"".join(lines))
+        env = agent_env(tmp_path)
+        first = start_agent(env)
+        try:
+            for _ in range(20):  # the agent logs "started" once it holds the state directory
+                if b'"started"' in first.stderr.readline():
+                    break
+            else:
+                raise AssertionError("the first agent did not start")
+            second = start_agent(env, "--once")
+            _, err = second.communicate(timeout=60)
+            assert second.returncode == 2, err.decode(errors="replace")
+            assert b"LOGSHIELD_STATE_DIR" in err and str(first.pid).encode() in err
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=20)
+        assert first.returncode == 0
+        assert stored_lines(tmp_path / "store") == Counter(lines)
+
+
+class TestFewDescriptors:
+    def test_ulimit_64_with_120_files(self, tmp_path):
+        """With `ulimit -n 64` and 120 files (digests and alerts on), --once exits 0 and stores every line once:
+        the agent keeps few files open instead of failing with EMFILE."""
+        (tmp_path / "logs").mkdir()
+        lines = []
+        for n in range(120):
+            mine = [f'{{"ts":"2026-11-23T15:00:00Z","file":{n},"seq":{i}}}\n'.encode() for i in range(30)]
+            (tmp_path / "logs" / f"f{n:03d}.log").write_bytes(b"".join(mine))
+            lines += mine
+        env = agent_env(tmp_path) | {"LOGSHIELD_PATHS": str(tmp_path / "logs" / "*.log")}
+        done = subprocess.run(["sh", "-c", 'ulimit -n 64 && exec "$0" -m logshield_agent --once', sys.executable],
+                              env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+        assert b"Traceback" not in done.stderr
+        assert stored_lines(tmp_path / "store") == Counter(lines)
+
+
+class TestShutdownWithAHangingStore:
+    def test_upload_hanging_at_sigterm_does_not_hold_the_exit(self, tmp_path):
+        """A batch upload waits on a store that never answers when SIGTERM comes: the agent exits 0 within the
+        grace (not when the SDK times out, nor through the grace watchdog), saying what it leaves in the files."""
+        with socket.socket() as listener:  # accepts connections (kernel backlog), never answers
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(64)
+            (tmp_path / "logs").mkdir()
+            (tmp_path / "logs" / "app.log").write_bytes(b"".join(b"line %d\n" % i for i in range(100)))
+            env = agent_env(tmp_path) | {
+                "LOGSHIELD_PATHS": str(tmp_path / "logs" / "*.log"), "LOGSHIELD_SINK": "s3://bkt/p",
+                "LOGSHIELD_SHUTDOWN_GRACE": "1", "LOGSHIELD_STORE_READ_TIMEOUT": "30", "LOGSHIELD_DIGEST": "off",
+                "LOGSHIELD_ALERTS": "off", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{listener.getsockname()[1]}",
+                "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example",
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+            agent = start_agent(env)
+            time.sleep(2.5)  # started, batch read and its upload waiting on the silent store
+            sent = time.monotonic()
+            agent.send_signal(signal.SIGTERM)
+            _, err = agent.communicate(timeout=60)
+            took = time.monotonic() - sent
+        assert agent.returncode == 0, err.decode(errors="replace")[-2000:]
+        assert took < 1.9, (took, err.decode(errors="replace")[-2000:])
+        assert b"not acknowledged by the store" in err and b'"batches_in_flight": 1' in err
+        assert b"grace period exceeded" not in err
+        state = json.loads((tmp_path / "state" / "checkpoints.json").read_text())
+        assert [s["offset"] for s in state["streams"].values()] == [0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -12,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from logshield_agent.pipeline import ShipError
+from logshield_agent.pipeline import Pipeline, ShipError
 from logshield_agent.sinks.base import SinkError, SinkUnavailableError
 from logshield_agent.sinks.local import LocalDirSink
 from logshield_agent.sources.checkpoint import Checkpointer
@@ -21,7 +22,7 @@ from logshield_agent.sources.lines import PIECE_MARKER
 from logshield_agent.transforms.compress import compress
 from logshield_agent.transforms.redact import RecordRedactor
 
-from .conftest import assert_no_overlap, make_pipeline, stored_lines, stored_objects
+from .conftest import SteppingPipeline, agent_config, assert_no_overlap, make_pipeline, stored_lines, stored_objects
 
 
 def write(path: Path, *lines: str | bytes) -> list[bytes]:
@@ -33,6 +34,10 @@ def write(path: Path, *lines: str | bytes) -> list[bytes]:
 
 def numbered(prefix: str, n: int, start: int = 0) -> list[str]:
     return [f'{{"ts":"2026-11-23T15:00:00Z","msg":"{prefix}-{i:06d}"}}\n' for i in range(start, start + n)]
+
+
+def numbered_bytes(prefix: str, n: int) -> list[bytes]:
+    return [line.encode() for line in numbered(prefix, n)]
 
 
 def exactly(expected: list[bytes]) -> Counter:
@@ -53,6 +58,27 @@ class TestShipping:
         assert stored_lines(tmp_path / "store") == exactly(expected)
         assert_no_overlap(tmp_path / "store")
 
+    @pytest.mark.timeout(60)
+    def test_once_finishes_while_a_writer_keeps_appending(self, tmp_path):
+        """--once ships each file up to its size when first seen and exits, although a writer appends whole lines
+        faster than it reads; the rest ships on the next run."""
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        before = write(log, *numbered("before", 2000))
+        appended = []
+
+        class BusyWriterFS(FileSystem):
+            def pread(self, fd, size, offset):
+                appended.extend(write(log, *numbered("during", 200, start=len(appended))))
+                return super().pread(fd, size, offset)
+
+        make_pipeline(tmp_path, fs=BusyWriterFS(), env={"batch_max_bytes": "16KiB",
+                                                        "max_line_bytes": "1KiB"}).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(before)
+        assert len(appended) > 2000
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(before + appended)
+
     def test_batches_bounded_by_size(self, tmp_path):
         """A backlog is cut into objects no bigger than the batch size plus one line."""
         make_pipeline(tmp_path)
@@ -70,6 +96,38 @@ class TestShipping:
         (info,) = LocalDirSink(tmp_path / "store").list()
         assert info.key.startswith("service=api/host=testhost/dt=2026-11-23/hour=15/")
         assert info.metadata["logshield-lines"] == "3" and info.metadata["logshield-byte-start"] == "0"
+
+    def test_timestamp_before_1970_partitions_by_file_mtime(self, tmp_path):
+        """A first record claiming the year 99 gives a key that parses, partitioned by the file's mtime."""
+        make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, '{"timestamp":"0099-01-01T00:00:00Z","msg":"x"}\n', "next\n")
+        os.utime(log, (1795446000, 1795446000))  # 2026-11-23T15:00Z
+        make_pipeline(tmp_path).run_once()
+        (key,) = stored_objects(tmp_path / "store")  # stored_objects asserts every key parses
+        assert "/dt=2026-11-23/hour=15/" in key
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_version_1_checkpoint_resumes(self, tmp_path):
+        """After an upgrade the version-1 checkpoint is used: only lines after its offset ship, and the stream's
+        check and origin are recorded in the version-2 file."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        shipped = write(log, *numbered("a", 20))
+        offset = sum(map(len, shipped))
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        expected = write(log, *numbered("b", 5))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        data = json.loads((tmp_path / "state" / "checkpoints.json").read_text())
+        (state,) = data["streams"].values()
+        assert data["version"] == 2 and state["check"] and state["origin"] == str(log)
 
     def test_service_derived_from_file_name(self, tmp_path):
         """Without LOGSHIELD_SERVICE the service comes from the file name."""
@@ -159,6 +217,35 @@ class TestRotation:
         assert stored_lines(tmp_path / "store") == exactly(expected)
         assert_no_overlap(tmp_path / "store")
 
+    def test_copytruncate_between_check_and_discovery(self, tmp_path):
+        """The copy appears and the original is truncated after the scan checked the open files and before it
+        globbed: the copy is not mistaken for a new file (that would ship its lines twice)."""
+        log = tmp_path / "logs" / "app.log"
+        expected = []
+
+        class RotatingGlobFS(FileSystem):
+            armed = False
+
+            def glob(self, pattern):
+                if self.armed:
+                    self.armed = False
+                    shutil.copyfile(log, tmp_path / "logs" / "app.log.1")
+                    os.truncate(log, 0)
+                    expected.extend(write(log, *numbered("new", 5)))
+                return super().glob(pattern)
+
+        fs = RotatingGlobFS()
+        p = make_pipeline(tmp_path, fs=fs, env={"batch_max_age": "3600"})
+        expected += write(log, *numbered("old", 50))
+        p.step()
+        expected += write(log, *numbered("unread", 5))
+        fs.armed = True
+        for _ in range(4):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+
     def test_copytruncate_copy_elsewhere(self, tmp_path):
         """With the copy outside the globs, lines read before the truncation still ship; new content too."""
         p = make_pipeline(tmp_path, env={"batch_max_age": "3600"})
@@ -175,6 +262,28 @@ class TestRotation:
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
+    def test_copytruncate_copy_elsewhere_reports_what_is_lost(self, tmp_path, caplog):
+        """Bytes written after the last read of a file truncated in place, whose copy is not matched, are lost:
+        said in a warning naming the file and counted (logshield_truncated_unread_bytes_total)."""
+        p = make_pipeline(tmp_path, env={"batch_max_age": "3600"})
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, *numbered("a", 100))
+        p.step()
+        unread = write(log, *numbered("unread", 7))
+        p.tailer._check_open_files(p.clock())  # the agent notices the growth (stat) but has not read it yet
+        shutil.copyfile(log, tmp_path / "elsewhere.log")
+        os.truncate(log, 0)
+        expected += write(log, *numbered("b", 30))
+        with caplog.at_level("WARNING", logger="logshield_agent"):
+            for _ in range(3):
+                p.step()
+            p.flush(deadline=float("inf"))
+            p.step()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        (lost,) = [r for r in caplog.records if "are lost" in r.getMessage()]
+        assert lost.path == str(log) and lost.lost_bytes == sum(map(len, unread))
+        assert p.metrics.truncation_lost._value.get() == sum(map(len, unread))
+
     def test_copytruncate_across_restart(self, tmp_path):
         """Truncation while the agent is down: the copy resumes from the checkpoint, nothing twice."""
         log = tmp_path / "logs" / "app.log"
@@ -189,18 +298,33 @@ class TestRotation:
         assert stored_lines(tmp_path / "store") == exactly(expected)
         assert_no_overlap(tmp_path / "store")
 
-    def test_inode_reuse(self, tmp_path):
-        """A new file under a recycled path/inode is a new stream from byte 0, not a continuation."""
+    @pytest.mark.parametrize("restart", [True, False])
+    def test_inode_reuse(self, tmp_path, restart):
+        """A new file under the same path, with the same inode number and the same header, is a new stream from
+        byte 0 — not the old file resumed at its offset (which would skip the new file's first lines). The
+        filesystem is made to recycle the inode, so the scenario does not depend on the machine's filesystem."""
         log = tmp_path / "logs" / "app.log"
+        fs = RecyclingFS()
         make_pipeline(tmp_path)
-        expected = write(log, *numbered("a", 100))
-        make_pipeline(tmp_path).run_once()
-        ino = log.stat().st_ino
+        expected = write(log, HEADER, *numbered("a", 100))
+        p = make_pipeline(tmp_path, fs=fs)
+        p.step()
+        if restart:
+            p.flush(deadline=float("inf"))
+            p.close()
         log.unlink()
-        expected += write(log, *numbered("b", 10))  # short: offset 100 lines in would skip it all
-        make_pipeline(tmp_path).run_once()
+        if not restart:
+            for _ in range(5):  # the deleted file is drained and let go
+                p.step()
+            assert not p.tailer.streams
+        expected += write(log, HEADER, *numbered("b", 10))  # short: resumed at the old offset it would all be lost
+        if restart:
+            p = make_pipeline(tmp_path, fs=fs)
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
         assert stored_lines(tmp_path / "store") == exactly(expected)
-        assert log.stat().st_ino == ino or True  # the filesystem may or may not recycle; both must work
+        assert len({key.rsplit("/", 1)[1][:12] for key in stored_objects(tmp_path / "store")}) == 2
 
     def test_deleted_while_open_is_drained_and_released(self, tmp_path):
         """A file deleted mid-read is read to its end, shipped, and its descriptor closed."""
@@ -226,6 +350,226 @@ class TestRotation:
         p.step()
         p.flush(deadline=float("inf"))
         p.close()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+
+HEADER = "# service banner: " + "=" * 280 + "\n"  # 300 bytes, the same in every file: longer than the head
+
+
+class TestSameFirstBytes:
+    """Files that start alike (a constant header or first line) are distinct streams; real copies are not."""
+
+    def test_constant_header_rename_rotation(self, tmp_path):
+        """Rename rotation where every file starts with the same 300-byte header: every file ships completely."""
+        p = make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = []
+        for generation in range(3):
+            expected += write(log, HEADER, *numbered(f"g{generation}", 50))
+            p.step()
+            p.step()
+            os.rename(log, tmp_path / "logs" / f"app.log.{generation + 1}")
+        expected += write(log, HEADER, *numbered("last", 50))
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+        p.close()
+        make_pipeline(tmp_path).run_once()  # a restart ships nothing again
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_constant_header_copytruncate(self, tmp_path):
+        """copytruncate where the new content, with the same header, is already longer than what was read: the
+        truncation is noticed (the bytes before the read position changed), the copy continues, nothing twice."""
+        p = make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, HEADER, *numbered("old", 20))
+        p.step()
+        expected += write(log, *numbered("unread", 5))
+        shutil.copyfile(log, tmp_path / "logs" / "app.log.1")
+        os.truncate(log, 0)
+        expected += write(log, HEADER, *numbered("new-content-with-longer-lines", 60))
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        p.close()
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+
+    def test_constant_short_first_line(self, tmp_path):
+        """Every file starts with "starting", seen while it was the only line: after a rotation the new file's
+        lines are not lost (before, the new file resumed the old one's offset); neither after a restart."""
+        p = make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, "starting\n")
+        p.step()  # identified by these 9 bytes alone (settled)
+        expected += write(log, *numbered("a", 30))
+        p.step()
+        os.rename(log, tmp_path / "logs" / "app.log.1")
+        expected += write(log, "starting\n", *numbered("b", 3))
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert stored_lines(tmp_path / "store")[b"starting\n"] == 2
+        p.close()
+        os.rename(log, tmp_path / "logs" / "app.log.2")
+        expected += write(log, "starting\n", *numbered("c", 3))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_restart_after_short_file_deleted(self, tmp_path):
+        """An old file that held only "starting" is replaced while the agent is down by a new one starting with
+        that line: the new file's first line ships too (9 matching bytes in another inode are not enough to
+        resume; the limit: a filesystem handing the new file the old inode number)."""
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        expected = write(log, "starting\n")
+        make_pipeline(tmp_path).run_once()
+        expected += write(tmp_path / "new", "starting\n", *numbered("b", 2))
+        os.replace(tmp_path / "new", log)
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    @pytest.mark.parametrize("new_lines", [3, 500])
+    def test_restart_after_old_file_deleted_new_one_same_header(self, tmp_path, new_lines):
+        """While the agent is down the old file is deleted and a new one with the same header appears (shorter or
+        longer than the old offset): it is a new stream from byte 0, not a continuation."""
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        expected = write(log, HEADER, *numbered("a", 100))
+        make_pipeline(tmp_path).run_once()
+        log.unlink()
+        expected += write(log, HEADER, *numbered("b", new_lines))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert len({key.rsplit("/", 1)[1][:12] for key in stored_objects(tmp_path / "store")}) == 2
+
+    def test_real_copy_not_duplicated(self, tmp_path):
+        """`cp app.log app.log.bak` while followed: the copy is not shipped again — also not after a restart
+        once the original is deleted; what the copy gains later is shipped."""
+        log = tmp_path / "logs" / "app.log"
+        p = make_pipeline(tmp_path)
+        expected = write(log, HEADER, *numbered("a", 100))
+        p.step()
+        shutil.copyfile(log, tmp_path / "logs" / "app.log.bak")
+        expected += write(log, *numbered("after-copy", 10))
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        p.close()
+        log.unlink()
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        expected += write(tmp_path / "logs" / "app.log.bak", *numbered("appended-to-the-copy", 4))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert_no_overlap(tmp_path / "store")
+
+    def test_copy_taken_before_start_not_duplicated(self, tmp_path):
+        """A file and an older copy of it, both there when the agent starts: the file ships once, the copy not."""
+        log = tmp_path / "logs" / "b.log"
+        make_pipeline(tmp_path)
+        expected = write(log, HEADER, *numbered("a", 100))
+        shutil.copyfile(log, tmp_path / "logs" / "a.log")  # sorts first, and is shorter
+        expected += write(log, *numbered("b", 100))
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_file_of_one_empty_line_waits_for_a_real_head(self, tmp_path):
+        """A file holding just "\\n" is not identified by that one byte (which every such file shares)."""
+        p = make_pipeline(tmp_path, settle=3600.0)
+        log = tmp_path / "logs" / "app.log"
+        write(log, "\n")
+        os.utime(log)  # just written: not settled
+        p.step()
+        assert p.tailer.streams == {}
+        expected = [b"\n"] + write(log, *numbered("a", 3))
+        p.step()
+        (stream,) = p.tailer.streams.values()
+        assert stream.fp_len > 64
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+
+class TestSkippedFiles:
+    def test_compressed_rotations_are_not_shipped_as_lines(self, tmp_path, caplog):
+        """With the documented glob `*.log*`, logrotate's compressed files are not shipped: by name (the default
+        LOGSHIELD_EXCLUDE) or, whatever the name, by their magic bytes (logged once per file, counted)."""
+        import bz2
+        import gzip
+        import lzma
+
+        from logshield_agent.transforms.compress import compress
+
+        make_pipeline(tmp_path)
+        logs = tmp_path / "logs"
+        expected = write(logs / "app.log", *numbered("a", 10))
+        body = b"".join(numbered_bytes("old", 50))
+        (logs / "app.log.1.gz").write_bytes(gzip.compress(body))
+        (logs / "app.log.2.xz").write_bytes(lzma.compress(body))
+        (logs / "app.log.3").write_bytes(compress(body, "zstd"))  # compressed, under a name no glob excludes
+        (logs / "app.log.4").write_bytes(bz2.compress(body))
+        (logs / "app.log.5").write_bytes(gzip.compress(body))
+        p = make_pipeline(tmp_path)
+        with caplog.at_level("WARNING", logger="logshield_agent"):
+            for _ in range(3):
+                p.step()
+            p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        skipped = [r for r in caplog.records if "compressed file" in r.getMessage()]
+        assert sorted(r.path.rsplit("/", 1)[1] for r in skipped) == ["app.log.3", "app.log.4", "app.log.5"]
+        assert p.metrics.files_skipped.labels("compressed")._value.get() == 3
+
+    def test_exclude_variable(self, tmp_path):
+        """LOGSHIELD_EXCLUDE: names without / match the file name, with / the whole path; empty excludes nothing
+        by name (compressed content is still skipped)."""
+        make_pipeline(tmp_path)
+        logs = tmp_path / "logs"
+        kept = write(logs / "app.log", *numbered("a", 3))
+        write(logs / "debug.log", *numbered("d", 3))
+        write(logs / "app.log.old", *numbered("o", 3))
+        make_pipeline(tmp_path, env={"exclude": f"debug.*,{logs}/*.old"}).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(kept)
+        (tmp_path / "logs" / "plain.gz").write_bytes(b"".join(numbered_bytes("p", 3)))  # not compressed at all
+        make_pipeline(tmp_path, env={"exclude": "", "paths": str(logs / "plain.gz")}).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(kept + numbered_bytes("p", 3))
+
+
+class TestRotatedSettle:
+    def test_late_write_to_rotated_file_completes_its_line(self, tmp_path):
+        """An application finishes its last line through the old handle 3 s after the rename: with the default
+        LOGSHIELD_ROTATED_SETTLE (5 s) it is one record; a line never finished ships once the file settled."""
+        now = [1000.0]
+        p = make_pipeline(tmp_path, settle=None, clock=lambda: now[0])
+        assert p.tailer.settle == 5.0
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, *numbered("a", 5))
+        old = open(log, "ab", buffering=0)  # noqa: SIM115 - the application's handle
+        old.write(b"half of a rec")
+        p.step()
+        os.rename(log, tmp_path / "logs" / "app.log.1")
+        write(log, *numbered("b", 2))
+        for _ in range(3):
+            now[0] += 1.0
+            p.step()
+        assert b"half of a rec\n" not in stored_lines(tmp_path / "store")
+        old.write(b"ord\n")
+        expected += [b"half of a record\n"] + numbered_bytes("b", 2)
+        old.write(b"never finished")
+        old.close()
+        expected.append(b"never finished\n")
+        for _ in range(3):
+            now[0] += 1.0
+            p.step()
+        assert b"never finished\n" not in stored_lines(tmp_path / "store")
+        now[0] += 5.0
+        p.step()
+        p.flush(deadline=float("inf"))
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
 
@@ -268,6 +612,43 @@ class TestLines:
         assert stored_lines(tmp_path / "store") == Counter(raw)
 
 
+class _Renumbered:
+    """A stat result with another inode number."""
+
+    def __init__(self, st: os.stat_result, ino: int) -> None:
+        self._st, self.st_ino = st, ino
+
+    def __getattr__(self, name: str):
+        return getattr(self._st, name)
+
+
+class RecyclingFS(FileSystem):
+    """Reports the same inode number for every file named app.log, like a filesystem recycling inodes."""
+
+    INO = 4242
+
+    def __init__(self) -> None:
+        self.paths: dict[int, str] = {}
+
+    def open(self, path):
+        fd = super().open(path)
+        self.paths[fd] = path
+        return fd
+
+    def close(self, fd):
+        self.paths.pop(fd, None)
+        super().close(fd)
+
+    def _renumber(self, st, path):
+        return _Renumbered(st, self.INO) if path.endswith("/app.log") else st
+
+    def stat(self, path):
+        return self._renumber(super().stat(path), path)
+
+    def fstat(self, fd):
+        return self._renumber(super().fstat(fd), self.paths.get(fd, ""))
+
+
 class DenyingFS(FileSystem):
     def __init__(self, denied: str) -> None:
         self.denied = denied
@@ -293,6 +674,16 @@ class TestPermissionDenied:
         assert stored_lines(tmp_path / "store") == exactly(expected)
         denied = [r for r in caplog.records if "permission denied" in r.getMessage()]
         assert len(denied) == 1 and denied[0].path.endswith("secret.log")
+        assert p.metrics.unreadable_files._value.get() == 1
+
+    def test_once_fails_naming_the_unreadable_file(self, tmp_path):
+        """--once ships the readable files, then fails (exit 1) with a message naming the unreadable one."""
+        make_pipeline(tmp_path)
+        write(tmp_path / "logs" / "secret.log", *numbered("s", 3))
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 3))
+        with pytest.raises(ShipError, match=r"cannot read .*secret\.log: permission denied; everything else"):
+            make_pipeline(tmp_path, fs=DenyingFS("secret.log")).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
 
 
 class Crash(BaseException):
@@ -416,6 +807,194 @@ class TestShutdown:
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
 
+class ExhaustedFS(FileSystem):
+    """Refuses to open a log file (EMFILE) while `limit` of them are open, like a process at its ulimit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open_now = 0
+        self.peak = 0
+        self.refused = 0
+
+    def open(self, path):
+        if self.open_now >= self.limit:
+            self.refused += 1
+            raise OSError(errno.EMFILE, "Too many open files", path)
+        fd = super().open(path)
+        self.open_now += 1
+        self.peak = max(self.peak, self.open_now)
+        return fd
+
+    def close(self, fd):
+        super().close(fd)
+        self.open_now -= 1
+
+
+class FailingCheckpointer(Checkpointer):
+    """The checkpoint write fails with EMFILE the first `failures` times."""
+
+    failures = 0
+
+    def save(self):
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        super().save()
+
+
+class TestOpenFiles:
+    def test_many_files_with_few_descriptors(self, tmp_path):
+        """120 files, at most 8 open: all ship; a closed (parked) file that grows, is renamed, deleted or copied
+        later is handled like an open one."""
+        make_pipeline(tmp_path)
+        expected = []
+        for n in range(120):
+            expected += write(tmp_path / "logs" / f"f{n:03d}.log", *numbered(f"f{n}", 5))
+        fs = ExhaustedFS(limit=1000)
+        p = make_pipeline(tmp_path, fs=fs, max_open_files=8)
+        for _ in range(200):
+            p.step()
+            p.flush(deadline=float("inf"))  # ship what was read without waiting for the batch age
+            assert p.tailer.open_files <= 8
+            if p.metrics.lines_shipped._value.get() == len(expected):
+                break
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert fs.peak <= 8 + 1  # (+1: a parked file opened for a moment to compare a new file with it)
+        parked = [s for s in p.tailer.streams.values() if s.parked]
+        assert len(parked) >= 100
+        grown, renamed, deleted, copied = parked[0], parked[1], parked[2], parked[3]
+        shutil.copyfile(copied.path, tmp_path / "logs" / "copy.log")  # a copy of a parked file: not shipped again
+        expected += write(Path(grown.path), *numbered("grown", 3))
+        os.rename(renamed.path, renamed.path + ".1")
+        expected += write(Path(renamed.path + ".1"), *numbered("renamed", 3))
+        os.unlink(deleted.path)
+        for _ in range(5):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert deleted.id not in p.tailer.streams
+        assert_no_overlap(tmp_path / "store")
+
+    @pytest.mark.timeout(60)
+    def test_once_with_few_descriptors_while_files_grow(self, tmp_path):
+        """--once with more growing files than descriptors: files at their snapshot size make room for the others
+        (they are not waited on), and the run ends."""
+        make_pipeline(tmp_path)
+        logs = tmp_path / "logs"
+        expected = []
+        for n in range(12):
+            expected += write(logs / f"f{n:02d}.log", *numbered(f"f{n}", 5))
+
+        class GrowingFS(FileSystem):
+            def pread(self, fd, size, offset):
+                for n in range(12):
+                    write(logs / f"f{n:02d}.log", "more\n")
+                return super().pread(fd, size, offset)
+
+        make_pipeline(tmp_path, fs=GrowingFS(), max_open_files=3).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_emfile_lowers_the_limit_and_loses_nothing(self, tmp_path):
+        """The system refuses descriptors below the agent's limit: no crash, the limit drops, every line ships."""
+        make_pipeline(tmp_path)
+        expected = []
+        for n in range(40):
+            expected += write(tmp_path / "logs" / f"f{n:02d}.log", *numbered(f"f{n}", 5))
+        fs = ExhaustedFS(limit=6)
+        p = make_pipeline(tmp_path, fs=fs, max_open_files=100)
+        p.run_once()
+        assert fs.refused and p.tailer.descriptors.limit < 6
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_checkpoint_write_failing_is_retried(self, tmp_path):
+        """EMFILE while writing the checkpoint: logged and retried, nothing uploaded before its intent is durable,
+        nothing lost, no traceback."""
+        make_pipeline(tmp_path)
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 50))
+        config = agent_config(tmp_path)
+        checkpointer = FailingCheckpointer.open(config.state_dir)
+        checkpointer.failures = 3
+        p = SteppingPipeline(config, LocalDirSink(tmp_path / "store"), checkpointer, settle=0.0, backoff_base=0.001,
+                             backoff_cap=0.01)
+        p.run_once()
+        p.close()
+        assert checkpointer.failures == 0 and p.metrics.failures.labels("checkpoint")._value.get() == 3
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+        assert Checkpointer.open(tmp_path / "state").streams  # and it is on disk now
+
+    def test_checkpoint_that_stays_broken_fails_once_clearly(self, tmp_path):
+        """--once gives up with a message naming the state directory when the checkpoint cannot be written."""
+        make_pipeline(tmp_path)
+        write(tmp_path / "logs" / "app.log", *numbered("a", 5))
+        config = agent_config(tmp_path)
+        checkpointer = FailingCheckpointer.open(config.state_dir)
+        checkpointer.failures = 10**6
+        p = SteppingPipeline(config, LocalDirSink(tmp_path / "store"), checkpointer, settle=0.0, backoff_base=0.001,
+                             backoff_cap=0.01)
+        with pytest.raises(ShipError, match="cannot write the checkpoint in .*state"):
+            p.run_once()
+        assert stored_lines(tmp_path / "store") == Counter()
+
+
+class HangingSink(LocalDirSink):
+    """A store whose puts hang until released (a silent endpoint within the SDK's timeouts)."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def put(self, key, body, **kw):
+        self.entered.set()
+        self.release.wait(30)
+        return super().put(key, body, **kw)
+
+
+class TestShutdownBounded:
+    def test_flush_against_a_failing_store_does_not_spin(self, tmp_path, caplog):
+        """With the store failing, the shutdown flush backs off and gives up at the deadline: a handful of put
+        attempts, not one per millisecond; the checkpoint stays where it was and the leftovers are logged."""
+        sink = FlakySink(tmp_path / "store", failures=10**6)
+        p = make_pipeline(tmp_path, sink=sink, backoff_base=0.1, backoff_cap=1.0, env={"batch_max_age": "3600"})
+        write(tmp_path / "logs" / "app.log", *numbered("a", 20))
+        p.step()
+        assert sink.calls == 0
+        with caplog.at_level("WARNING", logger="logshield_agent"):
+            p.flush(deadline=p.clock() + 0.6)
+        assert 1 <= sink.calls <= 5
+        assert all(s.offset == 0 and s.intent is not None for s in p.checkpointer.streams.values())
+        (left,) = [r for r in caplog.records if "not acknowledged" in r.getMessage()]
+        assert left.batches == 1 and left.lines_in_batches == 20
+
+    @pytest.mark.timeout(60)
+    def test_run_returns_within_the_grace_while_a_put_hangs(self, tmp_path, caplog):
+        """SIGTERM (stop) while an upload hangs in the store: run returns after the grace without waiting for it,
+        the checkpoint is not advanced, and after a restart every line is stored once."""
+        sink = HangingSink(tmp_path / "store")
+        make_pipeline(tmp_path)
+        config = agent_config(tmp_path, shutdown_grace="0.3")
+        p = Pipeline(config, sink, Checkpointer.open(config.state_dir), settle=0.0)  # not stepping: real run loop
+        expected = write(tmp_path / "logs" / "app.log", *numbered("a", 20))
+        stop = threading.Event()
+        runner = threading.Thread(target=p.run, args=(stop,))
+        try:
+            with caplog.at_level("WARNING", logger="logshield_agent"):
+                runner.start()
+                assert sink.entered.wait(10)
+                stop.set()
+                p.wake.set()
+                runner.join(10)
+                assert not runner.is_alive(), "run() waited for the hanging upload"
+            assert all(s.offset == 0 for s in Checkpointer.open(tmp_path / "state").streams.values())
+            assert any("abandoned" in r.getMessage() for r in caplog.records)
+        finally:
+            sink.release.set()
+            runner.join(10)
+            p.close()
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+
 class UpperRedactor:
     """Redacts the key ``password`` and the word ``secret``; lines without either are not its business."""
 
@@ -483,6 +1062,62 @@ class TestRotatedRetention:
         assert not (tmp_path / "logs" / "app.log.1").exists()
         assert log.exists()
         p.close()
+
+    def test_rotation_between_scan_and_housekeeping(self, tmp_path):
+        """logrotate shifts the files after the scan and before housekeeping: the file now under the shipped
+        file's old name (with unshipped lines) is not deleted; each goes once it is shipped."""
+        p = make_pipeline(tmp_path, env={"rotated_retention": "delete", "rotated_grace": "0",
+                                         "batch_max_age": "3600"})
+        logs = tmp_path / "logs"
+        expected = write(logs / "app.log", *numbered("a", 10))
+        p.step()
+        os.rename(logs / "app.log", logs / "app.log.1")
+        expected += write(logs / "app.log", *numbered("b", 10))
+        p.step()
+        p.step()  # app.log.1 fully shipped; app.log read, its batch still open
+        os.rename(logs / "app.log.1", logs / "app.log.2")
+        os.rename(logs / "app.log", logs / "app.log.1")
+        p.housekeeping()
+        assert sorted(os.listdir(logs)) == ["app.log.1", "app.log.2"]
+        assert stored_lines(tmp_path / "store") == exactly(expected[:10])
+        p.step()  # both rotated now: the b batch ships as final
+        p.housekeeping()
+        assert os.listdir(logs) == []
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_rotated_after_restart(self, tmp_path):
+        """A file rotated before a restart is still known as rotated afterwards (its origin path is persisted) and
+        is deleted once shipped; the active file stays."""
+        env = {"rotated_retention": "delete", "rotated_grace": "0"}
+        p = make_pipeline(tmp_path, env=env)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, *numbered("a", 10))
+        p.step()
+        os.rename(log, tmp_path / "logs" / "app.log-20261130")
+        expected += write(log, *numbered("b", 10))
+        p.step()
+        p.step()
+        p.close()  # restarted before housekeeping ran
+        p = make_pipeline(tmp_path, env=env)
+        for _ in range(3):
+            p.step()
+        p.housekeeping()
+        assert sorted(os.listdir(tmp_path / "logs")) == ["app.log"]
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_file_found_already_rotated(self, tmp_path):
+        """A file first seen under a rotated name next to its active file (agent installed after a rotation) is
+        rotated from the start; a lone file with a number in its name is not."""
+        make_pipeline(tmp_path)
+        write(tmp_path / "logs" / "app.log.1", *numbered("a", 10))
+        write(tmp_path / "logs" / "app.log", *numbered("b", 10))
+        write(tmp_path / "logs" / "worker.log.1", *numbered("w", 10))
+        p = make_pipeline(tmp_path, env={"rotated_retention": "delete", "rotated_grace": "0"})
+        for _ in range(3):
+            p.step()
+        p.housekeeping()
+        assert sorted(os.listdir(tmp_path / "logs")) == ["app.log", "worker.log.1"]
 
 
 class RecordingObserver:
@@ -598,6 +1233,39 @@ class TestConcurrentUploads:
         p.tailer.scan()
         pending = [s.pending.size for s in p.tailer.streams.values() if s.pending is not None]
         assert len(p.tailer.streams) == 20 and sum(pending) <= 3 * (4096 + 1024) and len(pending) <= 4
+
+    @pytest.mark.timeout(60)
+    @pytest.mark.parametrize(("concurrency", "line", "max_line", "tight"), [(2, 40, 1024, False),
+                                                                         (1, 1000, 4096, True)])
+    def test_memory_bounded_with_many_backlog_files(self, tmp_path, concurrency, line, max_line, tight):
+        """60 files with a backlog: what is held in memory (read-ahead and batches) stays within the budget of
+        UPLOAD_CONCURRENCY + 1 batches (each with a line or two of slack) at every scan; read-ahead left in idle
+        files never blocks the others (it is dropped and re-read; `tight`: a budget of just two batches, where
+        leftovers alone would fill it); every line ships once."""
+        make_pipeline(tmp_path)
+        expected = []
+        for n in range(60):
+            expected += write(tmp_path / "logs" / f"f{n:02d}.log",
+                              *[f"f{n:02d} {i:05d} {'x' * line}\n" for i in range(16000 // line)])
+        p = make_pipeline(tmp_path, env={"upload_concurrency": str(concurrency), "batch_max_bytes": "4KiB",
+                                         "max_line_bytes": str(max_line)})
+        assert p.tailer.max_pending_bytes == (concurrency + 1) * (4096 + 2 * max_line)
+        if tight:
+            p.tailer.max_pending_bytes = 2 * 4096
+        budget = p.tailer.max_pending_bytes
+        peak = 0
+        scan = p.tailer.scan
+
+        def measured_scan(**kwargs):
+            nonlocal peak
+            scan(**kwargs)
+            streams = p.tailer.streams.values()
+            peak = max(peak, sum(len(s.buf) + (s.pending.size if s.pending else 0) for s in streams))
+
+        p.tailer.scan = measured_scan
+        p.run_once()
+        assert 0 < peak <= budget + (concurrency + 1) * 2 * max_line
+        assert stored_lines(tmp_path / "store") == exactly(expected)
 
     def test_conflicting_object_holds_only_that_file(self, tmp_path):
         """An object already stored with other bytes under a batch's key is never overwritten nor acknowledged;

@@ -40,8 +40,9 @@ def object_key(
     if event_time.tzinfo is None:
         event_time = event_time.replace(tzinfo=timezone.utc)
     t = event_time.astimezone(timezone.utc)
+    # Explicit zero padding: strftime's %Y gives "99" for the year 99 on glibc, which parse_key would not read.
     return (
-        f"service={service}/host={host}/dt={t:%Y-%m-%d}/hour={t:%H}/"
+        f"service={service}/host={host}/dt={t.year:04d}-{t.month:02d}-{t.day:02d}/hour={t.hour:02d}/"
         f"{fingerprint[:12]}-{start:016x}-{end:016x}{SUFFIXES[compression]}"
     )
 

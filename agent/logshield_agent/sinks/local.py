@@ -1,8 +1,10 @@
 """A directory as an object store: same key layout as the cloud sinks, atomic no-overwrite puts, sidecar metadata.
 
-``put`` writes a temp file, fsyncs it, links it to the final name with ``os.link`` (fails if the name exists:
-no overwrite, ever), fsyncs the directory. The object's existence is the commit point; its metadata (incl.
-``retain_until``) lives in ``<key>.meta.json``, written atomically just before the link.
+``put`` creates missing directories durably (each new directory and its parent fsynced), writes a temp file,
+fsyncs it, links it to the final name with ``os.link`` (fails if the name exists: no overwrite, ever), fsyncs the
+directory. The object's existence is the commit point; its metadata (incl. ``retain_until``) lives in
+``<key>.meta.json``, written atomically just before the link. Temp files (``.tmp-*``) left by a process killed
+mid-put are removed by ``remove_stale_temporaries`` (the pipeline calls it at start).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .._durable import fsync_dir, write_synced
+from .._durable import fsync_dir, make_dirs, write_synced
 from ._cloud import resolve_retain_until
 from .base import ObjectConflictError, ObjectInfo, ObjectLockedError, PutResult, Sink, SinkError, SinkUnavailableError
 
@@ -24,6 +27,8 @@ __all__ = ["LocalDirSink"]
 
 META_SUFFIX = ".meta.json"
 TMP_PREFIX = ".tmp-"
+#: A temp file older than this is a leftover of a killed process (a put writes one batch and links it at once).
+STALE_TEMP_AFTER = 900.0
 
 
 class LocalDirSink(Sink):
@@ -53,10 +58,9 @@ class LocalDirSink(Sink):
         meta = {"metadata": dict(metadata), "content_type": content_type, "content_encoding": content_encoding,
                 "sha256": sha256, "size": len(body), "retain_until": until.isoformat() if until else None}
         try:
-            if self.create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            elif not self.root.is_dir():
+            if not self.create and not self.root.is_dir():
                 raise SinkError(f"local sink directory {self.root} does not exist")
+            make_dirs(path.parent)
             meta_path = Path(str(path) + META_SUFFIX)
             meta_tmp = _write_temp(path.parent, json.dumps(meta, sort_keys=True).encode())
             os.replace(meta_tmp, meta_path)
@@ -131,6 +135,25 @@ class LocalDirSink(Sink):
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     yield self._info(key, path, path.stat())
+
+    def remove_stale_temporaries(self, *, older_than: float = STALE_TEMP_AFTER, now: float | None = None) -> int:
+        """Delete ``.tmp-*`` files not modified for ``older_than`` seconds (left by a process killed mid-put).
+        Lists names only (no metadata is read). Returns how many were removed."""
+        base = self.root / self.prefix if self.prefix else self.root
+        now = time.time() if now is None else now
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(base):
+            for name in filenames:
+                if not name.startswith(TMP_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    if now - path.stat().st_mtime >= older_than:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
 
     def delete(self, key: str, *, now: datetime | None = None) -> None:
         path = self._path(key)

@@ -1,20 +1,33 @@
 """Follow log files through rotation and cut their bytes into per-stream batches, bounded in memory.
 
-A *stream* is one file's content, identified by its fingerprint (``fingerprint.py``), independent of path and
-inode. Each ``scan()``:
+A *stream* is one file's content (``stream.py``). Which stream a file is, is decided by its bytes
+(``fingerprint.py``, ``identity.py``), never by its path, inode or first bytes alone. Each ``scan()``:
 
-1. checks every open file descriptor: a file whose size dropped below what was read, or whose first bytes
-   changed, was truncated in place (copytruncate) — the stream lets go of it and waits for the copy;
-2. globs the patterns; a path whose inode is already open is the same stream under a (maybe new) name
-   (rename rotation); an unknown inode is opened and fingerprinted: a live stream waiting for its copy is bound to
-   it and continues where it was (so copytruncate loses nothing if the copy matches the glob), a second file with a
-   live stream's fingerprint is an alias and ignored (no duplicates), a checkpointed fingerprint resumes at its
-   acknowledged offset, anything else is a new stream from byte 0;
-3. reads each stream into its pending batch in chunks, never more than the batch size plus one line.
+1. checks every open file: a file whose size dropped below what was read, or whose first bytes or bytes just
+   before the read position changed, was truncated in place (copytruncate) — the stream lets go of it and waits
+   for the copy;
+2. globs the patterns, less ``LOGSHIELD_EXCLUDE`` and files starting with compression magic
+   (``exclusions.py``); a path whose inode is already followed is the same stream under a (maybe new) name (rename
+   rotation); an unknown inode is opened and identified (``identify.py``), biggest files first:
 
-A stream is *rotated* once the path where it was first seen no longer leads to it, *gone* once it is deleted or
-no longer matched. A rotated or gone stream that stopped growing for ``settle`` seconds ships its unterminated
-last line as is; a gone stream is closed once everything is acknowledged (deleted files do not stay open).
+   a. the copy a truncated stream waits for (same head, same bytes before the read position) continues it, so
+      copytruncate loses nothing when the copy matches the glob;
+   b. a file holding a checkpointed stream's bytes just before its acknowledged offset resumes it there;
+   c. a copy of a followed file (its content so far is that file's beginning) is an *alias*: not shipped again,
+      looked at again when it changes, and recorded as an acknowledged ``copy_of`` stream once the original's
+      bytes are in the store (so a restart after the original is deleted does not ship the copy);
+   d. anything else is a new stream from byte 0 — also a file that starts like another (a constant header, the
+      same first line): it gets a stream id of its own;
+3. reads each stream into its pending batch in chunks, never more than the batch size plus one line; all the
+   read-ahead and pending batches together stay within ``max_pending_bytes`` however many files have a backlog.
+
+At most ``max_open`` files are open at once (``descriptors.py``): fully read and shipped files are closed when
+another file needs a descriptor, followed by path and inode, and reopened (verified) when they change.
+
+A stream is *rotated* once its origin path (where it was the active file; persisted) no longer leads to it,
+*gone* once it is deleted or no longer matched. A rotated or gone stream that stopped growing for ``settle``
+seconds ships its unterminated last line as is; a gone stream is closed once everything is acknowledged (deleted
+files do not stay open).
 
 Inherent race, as in every tailer: with copytruncate, lines written after the copy and before the truncation
 exist in neither file and cannot be shipped; lines written before our last read are safe either way.
@@ -24,107 +37,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import re
 import stat as stat_mod
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 
-from .checkpoint import Checkpointer, Intent, StreamState
-from .fingerprint import FINGERPRINT_BYTES, fingerprint_of, take_fingerprint
+from .checkpoint import Checkpointer
+from .descriptors import DescriptorBudget, default_max_open, is_descriptor_exhaustion
+from .exclusions import Exclusions, compressed_format
+from .fingerprint import CHECK_BYTES, FINGERPRINT_BYTES, check_of
 from .fs import FileSystem
+from .identify import Identifier
+from .identity import intact, read_at
 from .lines import split_records, take_records
+from .stream import PendingBatch, Stream, service_from_path
 
 __all__ = ["PendingBatch", "Stream", "Tailer", "service_from_path"]
 
 log = logging.getLogger("logshield_agent.tailer")
 
 READ_CHUNK = 1024 * 1024
-_ROTATION_SUFFIX = re.compile(r"(\.\d+|\.gz|\.zst|\.bz2|\.xz|[-_.]\d{8,14}|\.old)+$")
-
-
-def service_from_path(path: str) -> str:
-    """``/var/log/api.log.1`` → ``api``; falls back to ``app``."""
-    name = _ROTATION_SUFFIX.sub("", os.path.basename(path))
-    name = re.sub(r"\.(log|txt|json|ndjson|jsonl|out|err)$", "", name)
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._-")[:128]
-    return name or "app"
-
-
-@dataclass
-class PendingBatch:
-    """Records read from ``[start, end)`` of a stream, waiting to be shipped: kept as a few runs of whole records
-    (``chunks``), not one object per line."""
-
-    start: int
-    end: int
-    chunks: list[bytes] = field(default_factory=list)
-    lines: int = 0
-    size: int = 0
-    opened: float = 0.0  # monotonic time of the first record
-    mtime: float = 0.0  # file mtime when the first record was read (event-time fallback)
-    final: bool = False
-    full: bool = False  # the next record did not fit: ship now
-    replay: Intent | None = None  # set when re-building a batch recorded before a crash
-    incomplete: bool = False  # replay could not re-read the whole range
-
-    def add(self, body: bytes, lines: int) -> None:
-        if lines:
-            self.chunks.append(body)
-            self.lines += lines
-            self.size += len(body)
-
-    @property
-    def body(self) -> bytes:
-        """Every record, newline-terminated, in order (joined once; later calls are free)."""
-        if len(self.chunks) > 1:
-            self.chunks[:] = [b"".join(self.chunks)]
-        return self.chunks[0] if self.chunks else b""
-
-    def first_record(self) -> bytes:
-        body = self.chunks[0] if self.chunks else b""
-        return body[:body.find(b"\n") + 1]
-
-    def last_record(self) -> bytes:
-        body = self.chunks[-1] if self.chunks else b""
-        return body[body.rfind(b"\n", 0, len(body) - 1) + 1:]
-
-
-@dataclass
-class Stream:
-    fp: str
-    fp_len: int
-    service: str
-    origin_path: str
-    path: str
-    acked: int
-    fd: int | None = None
-    dev: int = 0
-    ino: int = 0
-    size: int = 0
-    mtime: float = 0.0
-    buf: bytearray = field(default_factory=bytearray)
-    buf_offset: int = 0
-    pending: PendingBatch | None = None
-    last_change: float = 0.0
-    rotated: bool = False
-    gone: bool = False
-    deleted: bool = False
-    recheck: bool = False  # a read raced with a truncation: verify the head on the next scan
-    detached: bool = False  # truncated in place; waiting for the copy (this scan) or finishing from memory
-    stalled: str | None = None
-
-    @property
-    def read_offset(self) -> int:
-        return self.buf_offset + len(self.buf)
-
-    @property
-    def unshipped(self) -> int:
-        return max(self.size, self.read_offset) - self.acked
-
-    def drained(self) -> bool:
-        return self.pending is None and not self.buf and self.read_offset >= self.size
 
 
 class Tailer:
@@ -144,6 +76,10 @@ class Tailer:
         wall: Callable[[], float] = time.time,
         on_read: Callable[[int, int], None] | None = None,
         max_pending_bytes: int | None = None,
+        max_open: int | None = None,
+        exclude: tuple[str, ...] = (),
+        on_skip: Callable[[str], None] | None = None,
+        on_lost: Callable[[int], None] | None = None,
     ) -> None:
         self.patterns = patterns
         self.checkpointer = checkpointer
@@ -155,12 +91,29 @@ class Tailer:
         self.clock = clock
         self.wall = wall
         self.on_read = on_read or (lambda lines, nbytes: None)
-        #: Read ahead into new batches only while all pending batches together are smaller than this.
+        #: Bound on file content held in memory (read-ahead + pending batches, see ``held_bytes``): a new batch is
+        #: started only while there is room for a whole one; beyond it, idle read-ahead is dropped (re-read later).
         self.max_pending_bytes = max_pending_bytes
         self._turn = 0
+        self._once = False
         self.streams: dict[str, Stream] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
-        self._denied: set[str] = set()
+        self.identifier = Identifier(self.fs, checkpointer, self.streams, service=service, settle=settle, wall=wall)
+        self.denied: set[str] = set()  # matched paths that cannot be read (permission denied); retried
+        self.descriptors = DescriptorBudget(max_open if max_open is not None else default_max_open())
+        #: Matched files not opened on the last scan for want of a descriptor (new, or parked and changed).
+        self.waiting = 0
+        self._waiting_logged = -1e9
+        self._refused = False
+        self.excluded = Exclusions(exclude)
+        self.on_skip = on_skip or (lambda reason: None)
+        self.on_lost = on_lost or (lambda nbytes: None)
+        self._compressed: dict[tuple[int, int], str] = {}  # inode -> format of files skipped for their content
+        self._first_size: dict[tuple[int, int], int] = {}  # --once: inode -> size when first seen
+
+    @property
+    def open_files(self) -> int:
+        return sum(1 for s in self.streams.values() if s.fd is not None)
 
     # -- lifecycle
     def close(self) -> None:
@@ -169,40 +122,117 @@ class Tailer:
         self.streams.clear()
 
     def _release(self, stream: Stream) -> None:
+        """Let go of the file for good (the stream is detached or forgotten)."""
         if stream.fd is not None:
-            self._by_inode.pop((stream.dev, stream.ino), None)
             with contextlib.suppress(OSError):
                 self.fs.close(stream.fd)
             stream.fd = None
+        if self._by_inode.get((stream.dev, stream.ino)) == stream.id:
+            del self._by_inode[(stream.dev, stream.ino)]
+        stream.parked = False
+
+    def _park(self, stream: Stream) -> None:
+        """Close a fully read and shipped file; it stays followed by path and inode."""
+        assert stream.fd is not None
+        with contextlib.suppress(OSError):
+            self.fs.close(stream.fd)
+        stream.fd = None
+        stream.parked = True
+
+    def _free_descriptor(self) -> bool:
+        """True when one more file may be opened (after parking one if needed)."""
+        while self.open_files >= self.descriptors.limit:
+            if not self._park_one():
+                return False
+        return True
+
+    def _park_one(self) -> bool:
+        victim = self.descriptors.park_candidate(self.streams.values())
+        if victim is not None:
+            self._park(victim)
+        return victim is not None
+
+    def _descriptor_refused(self, exc: OSError) -> None:
+        self.descriptors.exhausted(self.open_files, exc)
 
     # -- scanning
     def scan(self, *, once: bool = False) -> None:
         now = self.clock()
+        self._once = once
         self._check_open_files(now)
         seen = self._discover(now)
         streams = list(self.streams.values())
         if streams:  # round robin: with a read-ahead budget, every file gets its turn first
             self._turn = (self._turn + 1) % len(streams)
             streams = streams[self._turn:] + streams[:self._turn]
-        pending = sum(s.pending.size for s in streams if s.pending is not None)
+        held = self.held_bytes()
+        reserved = sum(self._reservation(s) for s in streams)
+        budget = self.max_pending_bytes
+        blocked = False
         for stream in streams:
-            if stream.fd is None:
+            if stream.parked:
+                stream.gone = (stream.dev, stream.ino) not in seen and not self._still_at(stream)
+            elif stream.fd is None:
                 stream.gone = stream.detached
-                # No copy found: bytes past what was read went with the truncation (the documented race).
-                stream.size = min(stream.size, stream.read_offset)
+                # No copy found: bytes past what was read went with the truncation (reported if it stays so).
+                if stream.size > stream.read_offset:
+                    stream.unread_at_truncation = stream.size - stream.read_offset
+                    stream.size = stream.read_offset
             else:
-                # Re-evaluated every scan: a rename racing with glob+stat may hide a file for one scan.
-                stream.gone = stream.deleted or (stream.dev, stream.ino) not in seen
-            over_budget = (self.max_pending_bytes is not None
-                           and pending + self.batch_max_bytes > self.max_pending_bytes)
-            if stream.pending is None and over_budget:
-                pass  # enough read ahead; this file waits for a batch to be acknowledged
-            elif stream.pending is None or stream.pending.replay is None:
-                before = stream.pending.size if stream.pending is not None else 0
+                # Re-evaluated every scan: a rename racing with glob+stat may hide a file for one scan, and a
+                # failing glob (EMFILE) none: a file still at its path is not gone.
+                stream.gone = stream.deleted or ((stream.dev, stream.ino) not in seen and not self._still_at(stream))
+            before_held, before_reserved = self._held(stream), self._reservation(stream)
+            if stream.pending is None:
+                # A new batch only with room for a whole one (its own read-ahead goes into it): batches being built
+                # can always complete.
+                if budget is None or held - len(stream.buf) + reserved + self.batch_max_bytes <= budget:
+                    self._fill(stream, now)
+                elif stream.buf or (stream.fd is not None and stream.read_offset < stream.readable):
+                    blocked = True
+            elif stream.pending.replay is None:
                 self._fill(stream, now)
-                pending += (stream.pending.size if stream.pending is not None else 0) - before
-            self._maybe_flush_tail(stream, now, once=once)
+            self._maybe_flush_tail(stream, now)
+            held += self._held(stream) - before_held
+            reserved += self._reservation(stream) - before_reserved
             self._maybe_forget(stream, now)
+        if budget is not None and (held > budget or (blocked and held + reserved + self.batch_max_bytes > budget)):
+            self._release_idle_buffers(held + reserved + self.batch_max_bytes - budget)
+
+    def _still_at(self, stream: Stream) -> bool:
+        try:
+            st = self.fs.stat(stream.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (stream.dev, stream.ino)
+
+    def held_bytes(self) -> int:
+        """Bytes of file content in memory: read ahead (``buf``) and in pending batches (incl. uploads)."""
+        return sum(self._held(s) for s in self.streams.values())
+
+    @staticmethod
+    def _held(stream: Stream) -> int:
+        return len(stream.buf) + (stream.pending.size if stream.pending is not None else 0)
+
+    def _reservation(self, stream: Stream) -> int:
+        """What a batch being built may still take (counted against the budget before it is read)."""
+        batch = stream.pending
+        if batch is None or batch.full or batch.replay is not None or stream.fd is None:
+            return 0
+        return max(0, self.batch_max_bytes - batch.size - len(stream.buf))
+
+    def _release_idle_buffers(self, excess: int) -> None:
+        """Over budget, or a file waits for room (lines waiting for their newline in many files, read-ahead left
+        after a batch): forget the read-ahead of streams with no batch in progress, biggest first. It is re-read
+        from the file when its turn comes (the file stays open), so nothing is lost."""
+        idle = sorted((s for s in self.streams.values()
+                       if s.buf and s.pending is None and s.fd is not None and not s.detached),
+                      key=lambda s: len(s.buf), reverse=True)
+        for stream in idle:
+            if excess <= 0:
+                break
+            excess -= len(stream.buf)
+            stream.buf.clear()
 
     def _check_open_files(self, now: float) -> None:
         for stream in self.streams.values():
@@ -219,7 +249,7 @@ class Tailer:
             changed = st.st_size != stream.size or st.st_mtime != stream.mtime
             truncated = st.st_size < stream.read_offset or st.st_size < stream.fp_len
             if (changed or stream.recheck) and not truncated:
-                truncated = not self._head_matches(stream.fd, stream.fp, stream.fp_len)
+                truncated = not intact(self.fs, stream, stream.fd)
             stream.recheck = False
             if truncated:
                 log.info("file truncated in place (copytruncate); following the copy if there is one",
@@ -231,18 +261,14 @@ class Tailer:
                 stream.last_change = now
                 stream.size = st.st_size
                 stream.mtime = st.st_mtime
-            try:
-                origin = self.fs.stat(stream.origin_path)
-                stream.rotated = (origin.st_dev, origin.st_ino) != (stream.dev, stream.ino)
-            except OSError:
-                stream.rotated = True
+            self._update_rotated(stream)
 
-    def _head_matches(self, fd: int, fp: str, fp_len: int) -> bool:
+    def _update_rotated(self, stream: Stream) -> None:
         try:
-            head = self.fs.pread(fd, fp_len, 0)
+            origin = self.fs.stat(stream.origin_path)
+            stream.rotated = (origin.st_dev, origin.st_ino) != (stream.dev, stream.ino)
         except OSError:
-            return False
-        return len(head) == fp_len and fingerprint_of(head) == fp
+            stream.rotated = True
 
     def _discover(self, now: float) -> set[tuple[int, int]]:
         seen: set[tuple[int, int]] = set()
@@ -252,7 +278,15 @@ class Tailer:
                 paths.extend(sorted(self.fs.glob(pattern)))
             except OSError as exc:
                 log.warning("glob failed", extra={"pattern": pattern, "error": type(exc).__name__})
+        matched = set(paths)
+        self.denied &= matched  # a denied file that went away is no longer reported
+        unknown: list[tuple[str, tuple[int, int], int]] = []
+        changed_parked: list[Stream] = []
+        aliases_seen: set[tuple[int, int]] = set()
+        compressed_seen: set[tuple[int, int]] = set()
         for path in dict.fromkeys(paths):
+            if self.excluded(path):
+                continue
             try:
                 st = self.fs.stat(path)
             except OSError:
@@ -260,46 +294,138 @@ class Tailer:
             if not stat_mod.S_ISREG(st.st_mode):
                 continue
             inode = (st.st_dev, st.st_ino)
+            if inode in self._compressed:
+                compressed_seen.add(inode)
+                continue
             owner = self._by_inode.get(inode)
             if owner is not None:
                 seen.add(inode)
-                self.streams[owner].path = path
+                stream = self.streams[owner]
+                stream.path = path
+                if stream.parked:
+                    self._update_rotated(stream)
+                    if ((st.st_size, st.st_mtime) != (stream.size, stream.mtime)
+                            and (stream.limit is None or stream.read_offset < stream.limit)):
+                        changed_parked.append(stream)
                 continue
+            alias = self.identifier.aliases.get(inode)
+            if alias is not None and self.identifier.alias_holds(alias, path, st):
+                aliases_seen.add(inode)
+                continue
+            if self._once:
+                self._first_size.setdefault(inode, st.st_size)  # --once: its size when first seen, opened or not
+            unknown.append((path, inode, st.st_size))
+        for inode in set(self.identifier.aliases) - aliases_seen:
+            del self.identifier.aliases[inode]
+        for inode in set(self._compressed) - compressed_seen:
+            del self._compressed[inode]
+        while self.open_files > self.descriptors.limit and self._park_one():
+            pass  # the limit was lowered (EMFILE): get under it
+        waiting = 0
+        for stream in changed_parked:
+            if waiting or not self._free_descriptor():
+                waiting += 1
+                continue
+            reopened = self._reopen(stream, now)
+            if reopened is None:
+                waiting += 1
+            elif not reopened:
+                seen.discard((stream.dev, stream.ino))
+        # Biggest first: of a file and its (older, shorter) copy, the file is followed and the copy is the alias.
+        for path, inode, _ in sorted(unknown, key=lambda item: -item[2]):
+            if inode in self._by_inode:
+                continue
+            if waiting or not self._free_descriptor():
+                waiting += 1
+                continue
+            self._refused = False
             if self._adopt(path, now):
                 seen.add(inode)
+            elif self._refused:
+                waiting += 1
+        self.waiting = waiting
+        if waiting and now - self._waiting_logged >= 60:
+            self._waiting_logged = now
+            log.info("files wait for a free descriptor (all open files have data to read or ship)",
+                     extra={"waiting": waiting, "open_files": self.open_files, "limit": self.descriptors.limit})
         return seen
+
+    def _reopen(self, stream: Stream, now: float) -> bool | None:
+        """Reopen a parked file that changed: True; None when no descriptor was granted (retried next scan);
+        False (and the stream forgotten) when the path no longer leads to the same content, so that the file is
+        identified afresh."""
+        try:
+            fd = self.fs.open(stream.path)
+        except OSError as exc:
+            if is_descriptor_exhaustion(exc):
+                self._descriptor_refused(exc)
+                return None
+            return True  # vanished or unreadable for now: stays parked; the next scan decides
+        try:
+            st = self.fs.fstat(fd)
+            same = ((st.st_dev, st.st_ino) == (stream.dev, stream.ino) and st.st_size >= stream.read_offset
+                    and intact(self.fs, stream, fd))
+        except OSError:
+            same = False
+        if not same:
+            with contextlib.suppress(OSError):
+                self.fs.close(fd)
+            log.info("a closed file changed identity (recycled inode or rewritten); identifying it again",
+                     extra={"path": stream.path})
+            self._release(stream)
+            del self.streams[stream.id]
+            return False
+        stream.fd, stream.parked = fd, False
+        stream.size, stream.mtime, stream.last_change = st.st_size, st.st_mtime, now
+        return True
 
     def _adopt(self, path: str, now: float) -> bool:
         """Open an unknown file and decide which stream it is. True when a stream now owns it."""
         try:
             fd = self.fs.open(path)
         except PermissionError:
-            if path not in self._denied:
-                self._denied.add(path)
+            if path not in self.denied:
+                self.denied.add(path)
                 log.error("permission denied reading log file; skipping it (other files continue)",
                           extra={"path": path})
             return False
-        except OSError:
+        except OSError as exc:
+            if is_descriptor_exhaustion(exc):
+                self._descriptor_refused(exc)
+                self._refused = True
             return False
-        self._denied.discard(path)
+        self.denied.discard(path)
         keep = False
         try:
             st = self.fs.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
                 return False
-            head = self.fs.pread(fd, FINGERPRINT_BYTES, 0)
-            stream = self._identify(head, path)
+            head = read_at(self.fs, fd, FINGERPRINT_BYTES, 0)
+            kind = compressed_format(head)
+            if kind is not None:
+                self._compressed[(st.st_dev, st.st_ino)] = kind
+                self.on_skip("compressed")
+                log.warning("compressed file matched by the patterns; not shipped (exclude it with "
+                            "LOGSHIELD_EXCLUDE)", extra={"path": path, "format": kind})
+                return False
+            stream = self.identifier.identify(fd, st, head, path, once=self._once)
             if stream is None:
                 return False
-            if stream.fd is not None:
-                return False  # alias: same content as a file already followed (copy); shipping it would duplicate
             stream.fd, stream.dev, stream.ino, stream.path = fd, st.st_dev, st.st_ino, path
             if stream.detached:
                 log.info("following the copy of a truncated file", extra={"path": path})
                 stream.detached = False
-                stream.origin_path = path
-            stream.size, stream.mtime, stream.last_change = st.st_size, st.st_mtime, now
-            self._by_inode[(st.st_dev, st.st_ino)] = stream.fp
+                stream.unread_at_truncation = 0
+            # Unchanged since its mtime: a rotated file found after a restart has settled already.
+            stream.size, stream.mtime = st.st_size, st.st_mtime
+            stream.last_change = now - max(0.0, min(self.wall() - st.st_mtime, self.settle))
+            if self._once and stream.limit is None:
+                # --once ships what the file held when first seen, not what a writer adds meanwhile.
+                stream.limit = self._first_size.get((st.st_dev, st.st_ino), st.st_size)
+            self._by_inode[(st.st_dev, st.st_ino)] = stream.id
+            state = self.checkpointer.get(stream.id)
+            if state is not None and state.inode != f"{st.st_dev}:{st.st_ino}":
+                self.checkpointer.update(stream.id, replace(state, inode=f"{st.st_dev}:{st.st_ino}"), persist=False)
             keep = True
             return True
         except OSError as exc:
@@ -309,36 +435,6 @@ class Tailer:
             if not keep:
                 with contextlib.suppress(OSError):
                     self.fs.close(fd)
-
-    def _identify(self, head: bytes, path: str) -> Stream | None:
-        lengths = {s.fp_len for s in self.streams.values()} | {s.fp_len for s in self.checkpointer.streams.values()}
-        for length in sorted(lengths, reverse=True):
-            if len(head) < length:
-                continue
-            fp = fingerprint_of(head[:length])
-            live = self.streams.get(fp)
-            if live is not None and live.fp_len == length:
-                return live
-            state = self.checkpointer.get(fp)
-            if state is not None and state.fp_len == length:
-                return self._open_stream(fp, state, path)
-        taken = take_fingerprint(head)
-        if taken is None:
-            return None
-        fp, length = taken
-        state = StreamState(fp_len=length, offset=0, service=self.service or service_from_path(path), path=path,
-                            seen=self.wall())
-        self.checkpointer.update(fp, state, persist=False)
-        return self._open_stream(fp, state, path)
-
-    def _open_stream(self, fp: str, state: StreamState, path: str) -> Stream:
-        stream = Stream(fp=fp, fp_len=state.fp_len, service=state.service, origin_path=path, path=path,
-                        acked=state.offset, buf_offset=state.offset)
-        if state.intent is not None:
-            stream.pending = PendingBatch(start=state.intent.start, end=state.intent.end, final=state.intent.final,
-                                          replay=state.intent)
-        self.streams[fp] = stream
-        return stream
 
     # -- reading
     def load_replay(self, stream: Stream) -> None:
@@ -350,14 +446,19 @@ class Tailer:
         if stream.fd is None:
             batch.incomplete = True
             return
-        data = bytearray()
-        while len(data) < batch.end - batch.start:
-            chunk = self.fs.pread(stream.fd, batch.end - batch.start - len(data), batch.start + len(data))
-            if not chunk:
-                break
-            data += chunk
-        if not self._head_matches(stream.fd, stream.fp, stream.fp_len):
+        window_start = max(0, batch.end - CHECK_BYTES)
+        try:
+            data = read_at(self.fs, stream.fd, batch.end - batch.start, batch.start)
+            window = read_at(self.fs, stream.fd, batch.end - window_start, window_start)
+            head_ok = read_at(self.fs, stream.fd, stream.fp_len, 0) == stream.head_bytes
+        except OSError:
+            batch.incomplete = True
+            return
+        if not head_ok:
             stream.recheck = True  # truncated under us: retry after the next scan re-identified the file
+            return
+        if batch.replay.check is not None and check_of(window) != batch.replay.check:
+            batch.incomplete = True  # the file no longer holds the bytes the batch was recorded from
             return
         records, ends = split_records(data, self.max_line_bytes, final=batch.final)
         if len(data) < batch.end - batch.start or not ends or ends[-1] != len(data):
@@ -367,6 +468,7 @@ class Tailer:
         batch.add(b"".join(records), len(records))
         stream.buf_offset = batch.end
         stream.buf.clear()
+        stream.tail = window
 
     def _fill(self, stream: Stream, now: float) -> None:
         if stream.stalled or stream.fd is None:
@@ -386,16 +488,19 @@ class Tailer:
                         batch = stream.pending = PendingBatch(start=stream.buf_offset, end=stream.buf_offset,
                                                               opened=now, mtime=stream.mtime)
                     batch.add(body, lines)
-                    del stream.buf[:consumed]
-                    stream.buf_offset += consumed
+                    stream.consume(consumed)
                     batch.end = stream.buf_offset
                     self.on_read(lines, consumed)
                 if batch is not None and (b"\n" in stream.buf or len(stream.buf) >= self.max_line_bytes):
                     batch.full = True  # a whole record is waiting that did not fit
                     return
-            if stream.read_offset >= stream.size:
+            if stream.read_offset >= stream.readable:
                 return
-            want = min(READ_CHUNK, stream.size - stream.read_offset)
+            # Read no more than the batch can take plus one line: what is read ahead stays in memory.
+            room = max_bytes - (batch.size if batch else 0) + self.max_line_bytes - len(stream.buf)
+            want = min(READ_CHUNK, stream.readable - stream.read_offset, room)
+            if want <= 0:
+                return
             try:
                 chunk = self.fs.pread(stream.fd, want, stream.read_offset)
             except OSError as exc:
@@ -403,21 +508,23 @@ class Tailer:
                 return
             if not chunk:
                 return
-            if not self._head_matches(stream.fd, stream.fp, stream.fp_len):
+            if not intact(self.fs, stream, stream.fd):
                 # Truncated (and maybe rewritten) between fstat and pread: these bytes may be the new content.
                 # Drop them; the next scan detects the truncation and follows the copy from read_offset.
                 stream.recheck = True
                 return
             stream.buf += chunk
 
-    def _maybe_flush_tail(self, stream: Stream, now: float, *, once: bool) -> None:
+    def _maybe_flush_tail(self, stream: Stream, now: float) -> None:
         """A rotated/gone/truncated file that stopped growing: ship its unterminated last line as is."""
         if stream.stalled or stream.recheck or (stream.pending is not None and stream.pending.replay is not None):
             return
         if stream.read_offset < stream.size and stream.fd is not None:
             return
+        # Also with --once: a rotated file written to less than `settle` ago may still get the rest of its last
+        # line through the application's old handle; that line waits for the next run.
         idle = now - stream.last_change >= self.settle
-        if not (stream.detached or ((stream.rotated or stream.gone) and (idle or once))):
+        if not (stream.detached or ((stream.rotated or stream.gone) and idle)):
             return
         batch = stream.pending
         if not stream.buf:
@@ -431,8 +538,7 @@ class Tailer:
             batch = stream.pending = PendingBatch(start=stream.buf_offset, end=stream.buf_offset, opened=now,
                                                   mtime=stream.mtime)
         batch.add(b"".join(records), len(records))
-        stream.buf_offset += ends[-1]
-        stream.buf.clear()
+        stream.consume(ends[-1])
         batch.end = stream.buf_offset
         batch.final = True
         self.on_read(len(records), ends[-1])
@@ -443,8 +549,14 @@ class Tailer:
             return
         if stream.fd is not None and now - stream.last_change < self.settle:
             return
+        if stream.detached and stream.unread_at_truncation:
+            log.warning("file truncated in place (copytruncate) and its copy is not among the matched files: bytes "
+                        "written after the last read are lost (match the copy with LOGSHIELD_PATHS, do not compress "
+                        "it at once, or rotate by renaming)",
+                        extra={"path": stream.path, "lost_bytes": stream.unread_at_truncation})
+            self.on_lost(stream.unread_at_truncation)
         self._release(stream)
-        del self.streams[stream.fp]
+        del self.streams[stream.id]
 
     # -- after a batch was acknowledged
     def acknowledged(self, stream: Stream) -> None:
@@ -452,12 +564,20 @@ class Tailer:
         assert batch is not None
         stream.acked = batch.end
         stream.pending = None
-        if stream.buf_offset < batch.end:  # replayed batch: continue after it
-            stream.buf_offset = batch.end
-            stream.buf.clear()
+        if stream.buf_offset < batch.end:  # replayed batch (not re-read): continue after it
+            self._reposition(stream, batch.end)
+        self.identifier.copies_shipped(stream)
 
     def abandon_replay(self, stream: Stream) -> None:
         """A recorded batch can no longer be rebuilt and is not in the store: read on from the acked offset."""
         stream.pending = None
-        stream.buf_offset = stream.acked
+        self._reposition(stream, stream.acked)
+
+    def _reposition(self, stream: Stream, offset: int) -> None:
+        stream.buf_offset = offset
         stream.buf.clear()
+        stream.tail = b""
+        if stream.fd is not None:
+            start = max(0, offset - CHECK_BYTES)
+            with contextlib.suppress(OSError):
+                stream.tail = read_at(self.fs, stream.fd, offset - start, start)

@@ -1,5 +1,9 @@
 """Find a record's event time: a JSON ``timestamp``/``time``/``@timestamp``/``ts`` field, else a leading ISO-8601
-timestamp in text. Pure and cheap; used for the key partition and the first/last event metadata."""
+timestamp in text. Pure and cheap; used for the key partition and the first/last event metadata.
+
+Only times in years 1970–9999 count (``dt=YYYY-MM-DD`` must stay four digits and sortable; a record claiming the
+year 99 or 1900 is treated as having no time, so the batch falls back to the file's mtime, see ``file_time``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ import json
 import re
 from datetime import datetime, timezone
 
-__all__ = ["event_time"]
+__all__ = ["EARLIEST", "LATEST", "event_time", "file_time"]
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 _FIELDS = ("timestamp", "@timestamp", "time", "ts")
 _LEADING = re.compile(
@@ -48,7 +55,25 @@ def _from_number(value: float) -> datetime | None:
         return None
 
 
+def _sane(parsed: datetime | None) -> datetime | None:
+    return parsed if parsed is not None and EARLIEST <= parsed <= LATEST else None
+
+
+def file_time(mtime: float) -> datetime:
+    """A file's mtime as a partition time, clamped to the range ``event_time`` accepts."""
+    try:
+        parsed = datetime.fromtimestamp(mtime, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return LATEST if mtime > 0 else EARLIEST
+    return min(max(parsed, EARLIEST), LATEST)
+
+
 def event_time(record: bytes) -> datetime | None:
+    """The record's event time (UTC, years 1970–9999), or None."""
+    return _sane(_event_time(record))
+
+
+def _event_time(record: bytes) -> datetime | None:
     stripped = record.lstrip()
     if stripped.startswith(b"{"):
         try:
