@@ -665,3 +665,16 @@ class TestChainJoiner:
             assert "chain-downgrade" in {i.kind for i in issues}, key
         issues, _ = join({"a": a, "b": sealed(RecordChain(b"k" * 32, previous=first.tip), 5)}, b"k" * 32)
         assert issues == []
+
+    def test_stream_ids_with_escapes_and_non_ascii(self):
+        """A stream id that JSON escapes (a quote, a backslash, non-ASCII) is read as the same stream on every line:
+        an intact chain passes and an edit inside it is still caught."""
+        chain = RecordChain(b"k" * 32)
+        chain.stream = 'h"ost\\é:1:2:3'
+        lines = sealed(chain, 6)
+        assert b'\\"' in lines[0] and b"\\\\" in lines[0]
+        issues, joiner = join({"a": lines}, b"k" * 32)
+        assert issues == [] and set(joiner.segments) == {chain.stream}
+        edited = [*lines[:3], lines[3].replace(b"order", b"refund"), *lines[4:]]
+        issues, _ = join({"a": edited}, b"k" * 32)
+        assert "chain-mismatch" in {i.kind for i in issues}
