@@ -37,6 +37,7 @@ __all__ = [
     "ConfigError",
     "HandlerConfig",
     "RedactionConfig",
+    "environment_variables",
     "load_handler_config",
     "load_redaction_config",
     "redaction_config_from_env",
@@ -376,6 +377,14 @@ def _decode_key(raw: str | bytes) -> bytes:
 
 
 _SECRET_FIELDS = ("pseudonym_key", "encryption_key", "chain_key")
+
+
+def environment_variables() -> frozenset[str]:
+    """Every ``LOGSHIELD_*`` variable this library reads (the keys also as ``…_FILE``): for tools that warn about
+    misspelt ones (the agent does, knowing its own too)."""
+    names = {ENV_PREFIX + name.upper() for model in (RedactionConfig, HandlerConfig) for name in model.model_fields
+             if name != "redaction"}
+    return frozenset(names | {ENV_PREFIX + name.upper() + "_FILE" for name in _SECRET_FIELDS})
 
 
 def _gather(model: type[BaseModel], kwargs: Mapping[str, Any], environ: Mapping[str, str],

@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["OFF_VALUES", "S3_STORAGE_CLASSES", "VARIABLES", "AgentConfig", "ConfigError", "config_warnings",
-           "load_config", "parse_bytes"]
+           "load_config", "parse_bytes", "unknown_variables"]
 
 PREFIX = "LOGSHIELD_"
 MiB = 1024 * 1024
@@ -42,8 +42,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
                 "skipped whatever their name (logged once per file, counted in /metrics)."),
     "SINK": ("`file://<state dir>/archive`", "Where objects go: `file:///dir`, `s3://bucket/prefix`, "
              "`azure://container/prefix`."),
-    "STATE_DIR": ("`./.logshield-state`", "Directory for checkpoints (`checkpoints.json`). Use a persistent "
-                  "volume, e.g. `/var/lib/logshield`, in production."),
+    "STATE_DIR": ("`./.logshield-state`", "Directory for checkpoints (`checkpoints.json`), digest and alert state. "
+                  "One agent per state directory (it holds a lock on `agent.lock`; a second one exits 2). Use a "
+                  "persistent volume, e.g. `/var/lib/logshield`, in production."),
     "BATCH_MAX_BYTES": ("`16MiB`", "Uncompressed size at which a batch is cut (bytes; suffixes KiB/MiB/GiB/K/M/G; "
                         "1KiB to 1GiB)."),
     "BATCH_MAX_AGE": ("`60`", "Seconds after its first line at which a batch is shipped even if not full (at most "
@@ -427,6 +428,22 @@ def config_warnings(config: AgentConfig) -> list[str]:
     if scheme == "azure" and config.azure_immutability != "off" and not days:
         found.append(f"LOGSHIELD_AZURE_IMMUTABILITY={config.azure_immutability} but LOGSHIELD_RETENTION_DAYS is "
                      "unset: no immutability policy is set on the blobs")
+    return found
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``LOGSHIELD_*`` variable that neither the agent nor the library reads (a misspelt name is
+    otherwise silently ignored), with the closest known name when there is one. Names only, never values."""
+    import difflib
+
+    from presidio_logshield.config import environment_variables
+
+    known = {PREFIX + name for name in VARIABLES} | environment_variables()
+    found = []
+    for name in sorted(n for n in environ if n.startswith(PREFIX) and n not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        found.append(f"{name} is not a variable logshield reads{hint}; it is ignored")
     return found
 
 

@@ -14,6 +14,7 @@ from logshield_agent.config import (
     config_warnings,
     load_config,
     parse_bytes,
+    unknown_variables,
 )
 
 CONFIG_MD = Path(__file__).resolve().parents[2] / "agent" / "CONFIG.md"
@@ -211,6 +212,25 @@ class TestConfigWarnings:
     def test_coherent_retention_is_quiet(self, env):
         """Retention with its protection, the local sweep, or no retention at all: no warning."""
         assert config_warnings(load_config({"LOGSHIELD_PATHS": "a", **env})) == []
+
+
+class TestUnknownVariables:
+    def test_misspelt_variable_is_named_with_the_closest(self):
+        """A LOGSHIELD_* name nobody reads is warned about, with the known name it is closest to, never its value."""
+        (warning,) = unknown_variables({"LOGSHIELD_BATCH_MAX_BYTE": "s3cr3t-value", "LOGSHIELD_PATHS": "a"})
+        assert "LOGSHIELD_BATCH_MAX_BYTE" in warning and "did you mean LOGSHIELD_BATCH_MAX_BYTES?" in warning
+        assert "s3cr3t-value" not in warning
+
+    def test_agent_and_library_variables_are_known(self):
+        """The agent's own variables and the library's (read by the redaction pass), key files included: quiet."""
+        env = {"LOGSHIELD_PATHS": "a", "LOGSHIELD_SINK": "s3://b", "LOGSHIELD_DETECTION": "patterns",
+               "LOGSHIELD_PSEUDONYM_KEY_FILE": "/k", "LOGSHIELD_CHAIN_KEY": "x", "OTHER": "1"}
+        assert unknown_variables(env) == []
+
+    def test_unrelated_name_has_no_suggestion(self):
+        """A name close to no known one is still warned about, without a guess."""
+        (warning,) = unknown_variables({"LOGSHIELD_ZZZ": "1"})
+        assert warning == "LOGSHIELD_ZZZ is not a variable logshield reads; it is ignored"
 
 
 class TestConfigDoc:

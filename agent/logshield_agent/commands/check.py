@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import secrets
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._log import sanitize
-from ..config import AgentConfig, config_warnings
+from ..config import AgentConfig, config_warnings, unknown_variables
 from ..sinks import Sink, SinkError
 from ._common import (
     EXIT_CONFIG,
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from .run import digest_key, observers, redactor_or_exit
 
     config = config_or_exit()
-    warnings = config_warnings(config)
+    warnings = config_warnings(config) + unknown_variables(os.environ)
     for warning in warnings:
         print_err(f"warning: {warning}")
     report = ["configuration valid"]

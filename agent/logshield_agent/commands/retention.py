@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{sink.display_url} is a local directory: there is no lifecycle rule to install. "
                 + (f"Objects are kept at least {days} days (retain-until in each .meta.json) and the running agent "
-                   "deletes expired ones (checked every minute)." if days else
+                   "deletes expired ones (a slice each minute, the whole archive at least hourly)." if days else
                    "LOGSHIELD_RETENTION_DAYS is unset, so objects are kept forever.")
             )
             return EXIT_OK

@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..config import AgentConfig, config_warnings
+from ..config import AgentConfig, config_warnings, unknown_variables
 from ..sinks import Sink
 from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, config_or_exit, fail, sink_or_exit, state_or_exit
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sources.notify import ChangeNotifier
 
     config = config_or_exit()
-    for warning in config_warnings(config):
+    for warning in config_warnings(config) + unknown_variables(os.environ):
         log.warning(warning)
     checkpointer = state_or_exit(config)
     sink = sink_or_exit(config)
