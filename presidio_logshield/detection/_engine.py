@@ -17,7 +17,14 @@ from ..config import DEFAULT_SPACY_MODELS, ENTITY_TYPES, RedactionConfig
 from ._base import SECRET_ENTITIES, Gate
 from ._keys import PersonalKeyMatcher, SecretKeyMatcher
 from ._keytier import KEY_TIER, RULE_KEY, KeyTierRecognizer
-from ._nlp import NER_ENTITIES, LogSpacyRecognizer, OfflineSpacyNlpEngine, find_installed_model, ner_candidate
+from ._nlp import (
+    NER_ENTITIES,
+    LogSpacyRecognizer,
+    OfflineSpacyNlpEngine,
+    find_installed_model,
+    name_runs,
+    ner_candidate,
+)
 from ._recognizers import build_pattern_recognizers
 from ._scan import build_scanner, build_word_scanner
 
@@ -274,13 +281,20 @@ class DetectionEngine:
             if self._allowed(text[r.start:r.end]):
                 continue
             candidates.append(Finding(r.start, r.end, r.entity_type, round(float(r.score), 4), self._rule(r)))
-        # Secrets beat PII, then the longest span, then the highest score; ties broken by position and name.
-        candidates.sort(key=lambda f: (f.entity_type not in SECRET_ENTITIES, -(f.end - f.start), -f.score,
-                                       f.start, f.entity_type))
+        # Patterns and keys beat NER, secrets beat PII, then the longest span, then the highest score; ties broken by
+        # position and name. A NER span that overlaps a finding chosen before it keeps the parts of it outside that
+        # finding which still look like a name (``John Smith <e-mail>`` when spaCy ran the name into the address).
+        candidates.sort(key=lambda f: (f.rule.startswith("ner:"), f.entity_type not in SECRET_ENTITIES,
+                                       -(f.end - f.start), -f.score, f.start, f.entity_type))
         chosen: list[Finding] = []
         for f in candidates:
             if all(f.end <= c.start or f.start >= c.end for c in chosen):
                 chosen.append(f)
+            elif f.rule.startswith("ner:"):
+                for low, high in _uncovered(f.start, f.end, chosen):
+                    for start, end in name_runs(text, low, high):
+                        if all(end <= c.start or start >= c.end for c in chosen):
+                            chosen.append(f._replace(start=start, end=end))
         chosen.sort()
         return chosen
 
@@ -289,6 +303,19 @@ class DetectionEngine:
         sample = ("John Smith in Paris: mail john@example.com, call +1 415-555-2671, card 4111 1111 1111 1111, "
                   "ssn 123-45-6789, ip 10.0.0.1, password=x, Bearer abcdefgh1234, eyJhbGciOi.eyJzdWIiOi.x")
         self.detect([sample])
+
+
+def _uncovered(start: int, end: int, chosen: Iterable[Finding]) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` that no finding in ``chosen`` covers."""
+    parts: list[tuple[int, int]] = []
+    position = start
+    for c in sorted(c for c in chosen if c.end > start and c.start < end):
+        if c.start > position:
+            parts.append((position, c.start))
+        position = max(position, c.end)
+    if position < end:
+        parts.append((position, end))
+    return parts
 
 
 def _without_duplicates(results: list[RecognizerResult]) -> list[RecognizerResult]:

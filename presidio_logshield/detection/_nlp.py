@@ -11,7 +11,8 @@ from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-__all__ = ["NER_ENTITIES", "LogSpacyRecognizer", "OfflineSpacyNlpEngine", "find_installed_model", "ner_candidate"]
+__all__ = ["NER_ENTITIES", "LogSpacyRecognizer", "OfflineSpacyNlpEngine", "find_installed_model", "name_runs",
+           "ner_candidate"]
 
 logger = logging.getLogger("presidio_logshield.detection")
 
@@ -106,6 +107,13 @@ active inactive idle busy full empty local remote internal external public priva
 master slave leader follower main default standard custom manual auto automatic generic unknown other
 """.split())  # noqa: SIM905
 
+#: Days and months (``Sat Jun 25 09:20:24 2005``): a span of these only is a date, never a name. (Not in ``_COMMON``:
+#: ``June`` or ``April`` after a cue may be a person.)
+_CALENDAR = frozenset("""
+mon tue tues wed thu thur thurs fri sat sun monday tuesday wednesday thursday friday saturday sunday jan feb mar apr
+may jun jul aug sep sept oct nov dec january february march april june july august september october november december
+""".split())  # noqa: SIM905
+
 _TITLE_WORD = re.compile(r"(?<![\w./@:-])[A-Z][a-z]+(?:['-][A-Za-z][a-z]+)?(?![\w./@-])")
 
 
@@ -133,7 +141,42 @@ def _looks_like_name(span_text: str) -> bool:
             continue
         if not _NAME_TOKEN.fullmatch(w.rstrip(",.")):
             return False
-    return not all(w.lower().rstrip(",.") in _COMMON for w in words)
+    return not all(w.lower().rstrip(",.") in _COMMON for w in words) and \
+        not all(w.lower().rstrip(",.") in _CALENDAR for w in words)
+
+
+_WORD = re.compile(r"\S+")
+
+
+def name_runs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The parts of ``text[start:end]`` that look like a name: runs of name-shaped words (particles such as ``van``
+    inside a run only), each accepted by the name-shape filter. spaCy often runs a span on into the next token
+    (``John Smith john.smith@example.com``, ``Sarah Smith 4111111111111111``) or starts it a word early (``for Sarah
+    Smith``): the name is what is kept, not nothing. A span that is all name-shaped comes back unchanged."""
+    runs: list[list[tuple[int, int, bool]]] = [[]]  # (start, end, is a particle) per word of each run
+    for match in _WORD.finditer(text, start, end):
+        word = match.group(0)
+        if _NAME_TOKEN.fullmatch(word.rstrip(",.")):
+            runs[-1].append((match.start(), match.end(), False))
+        elif word.lower() in _PARTICLES and runs[-1]:
+            runs[-1].append((match.start(), match.end(), True))
+        elif runs[-1]:
+            runs.append([])
+    out: list[tuple[int, int]] = []
+    for words in runs:
+        while words and words[-1][2]:  # a particle ends no name
+            words.pop()
+        if not words:
+            continue
+        run_start, run_end = words[0][0], words[-1][1]
+        if (run_start, run_end) != (start, end):
+            last = text[words[-1][0]:run_end]
+            core = last.rstrip(",.")
+            if len(core) > 1:  # "Smith," loses its comma; an initial keeps its dot ("J.")
+                run_end -= len(last) - len(core)
+        if _looks_like_name(text[run_start:run_end]):
+            out.append((run_start, run_end))
+    return out
 
 
 _PERSON_CUE = re.compile(r"(?:name|user|customer|client|by|dear|mr|mrs|ms|miss|dr|prof|hello|hi|contact|patient|"
@@ -165,14 +208,17 @@ class LogSpacyRecognizer(SpacyRecognizer):
             return []
         kept = []
         for r in super().analyze(text, entities, nlp_artifacts):
-            span = text[r.start:r.end]
-            if not _looks_like_name(span) or _embedded(text, r.start, r.end):
-                continue
-            # A lone capitalised word is a component or a setting far more often than a person in a log:
-            # a single-word PERSON needs a cue before it ("user Alice", "by Smith", "Dear Jane").
-            names = [w for w in span.split() if w.lower() not in _PARTICLES]
-            cue = _PERSON_CUE.search(text[max(0, r.start - 12):r.start])
-            if r.entity_type == "PERSON" and len(names) < 2 and not cue:
-                continue
-            kept.append(r)
+            for start, end in name_runs(text, r.start, r.end):
+                if _embedded(text, start, end):
+                    continue
+                # A lone capitalised word is a component or a setting far more often than a person in a log:
+                # a single-word PERSON needs a cue before it ("user Alice", "by Smith", "Dear Jane").
+                names = [w for w in text[start:end].split() if w.lower() not in _PARTICLES]
+                cue = _PERSON_CUE.search(text[max(0, start - 12):start])
+                if r.entity_type == "PERSON" and len(names) < 2 and not cue:
+                    continue
+                kept.append(r if (start, end) == (r.start, r.end) else RecognizerResult(
+                    entity_type=r.entity_type, start=start, end=end, score=r.score,
+                    analysis_explanation=r.analysis_explanation,
+                    recognition_metadata=dict(r.recognition_metadata or {})))
         return kept

@@ -12,12 +12,18 @@ from hypothesis import strategies as st
 from presidio_logshield.config import RedactionConfig
 from presidio_logshield.detection import DetectionEngine, SecretKeyMatcher
 from presidio_logshield.detection._keys import PersonalKeyMatcher
+from presidio_logshield.detection._nlp import name_runs
 from presidio_logshield.detection._recognizers import _valid_ipv4
 
 
 @pytest.fixture(scope="module")
 def engine() -> DetectionEngine:
     return DetectionEngine(RedactionConfig(detection="patterns"))
+
+
+@pytest.fixture(scope="module")
+def full_engine() -> DetectionEngine:
+    return DetectionEngine(RedactionConfig(detection="full"))
 
 
 def _found(engine: DetectionEngine, text: str) -> list[tuple[str, str]]:
@@ -112,6 +118,28 @@ class TestNer:
         for noise in ("BTLE scanner Powered Off", "CentOS-4 (Kernel Module GPG key)",
                       "path /System/Library/StagedFrameworks/Safari/SafariShared.framework"):
             assert not [e for e, _ in _found(eng, noise) if e == "PERSON"], noise
+
+    @pytest.mark.parametrize(("text", "name", "entity", "value"), [
+        ("invoice 10 sent to John Smith john.smith10@example.com", "John Smith", "EMAIL_ADDRESS",
+         "john.smith10@example.com"),
+        ("login ok for Sarah Smith 4111111111111111", "Sarah Smith", "CREDIT_CARD", "4111111111111111"),
+    ])
+    def test_span_running_into_a_value_is_trimmed(self, full_engine: DetectionEngine, text: str, name: str,
+                                                 entity: str, value: str) -> None:
+        """A PERSON span that spaCy runs on into the next token (an e-mail address, a card number) is cut back to its
+        name-shaped words: the name is replaced, and so is the value after it, as its own entity."""
+        found = _found(full_engine, text)
+        assert ("PERSON", name) in found
+        assert (entity, value) in found
+
+    def test_span_is_trimmed_on_either_side(self, full_engine: DetectionEngine) -> None:
+        """Words that are not name-shaped are cut from the start of a span as from its end; what is left must still
+        look like a name."""
+        text = "ok for Sarah Smith sarah4@example.com now"
+        assert [text[s:e] for s, e in name_runs(text, text.index("for"), len(text))] == ["Sarah Smith"]
+        assert [text[s:e] for s, e in name_runs(text, 0, text.index(" sarah4"))] == ["Sarah Smith"]
+        assert name_runs(text, text.index("sarah4"), len(text)) == []
+        assert name_runs("x Thunderbird_C1 y", 2, 16) == []
 
     def test_missing_model_warns_once_and_falls_back(self) -> None:
         """An uninstalled spaCy model gives one RuntimeWarning and pattern-only detection, no download."""
