@@ -141,6 +141,22 @@ class TestNer:
         assert name_runs(text, text.index("sarah4"), len(text)) == []
         assert name_runs("x Thunderbird_C1 y", 2, 16) == []
 
+    def test_ner_reads_found_values_masked(self) -> None:
+        """What the pattern tiers found is overwritten with dashes of the same length before spaCy reads the text;
+        overlapping and touching spans are masked once."""
+        from presidio_analyzer import RecognizerResult
+
+        from presidio_logshield.detection._engine import _masked
+
+        def result(start: int, end: int) -> RecognizerResult:
+            return RecognizerResult("X", start, end, 1.0)
+
+        text = "for Ann Lee ann@x.io card 4111111111111111"
+        masked = _masked(text, [result(12, 20), result(26, 42), result(30, 34)])
+        assert masked == "for Ann Lee -------- card ----------------"
+        assert len(masked) == len(text)
+        assert _masked(text, []) is text
+
     def test_missing_model_warns_once_and_falls_back(self) -> None:
         """An uninstalled spaCy model gives one RuntimeWarning and pattern-only detection, no download."""
         with pytest.warns(RuntimeWarning, match="no spaCy pipeline installed"):
