@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 
+import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
@@ -115,6 +116,9 @@ may jun jul aug sep sept oct nov dec january february march april june july augu
 """.split())  # noqa: SIM905
 
 _TITLE_WORD = re.compile(r"(?<![\w./@:-])[A-Z][a-z]+(?:['-][A-Za-z][a-z]+)?(?![\w./@-])")
+#: :data:`_TITLE_WORD` in every script with letter case (``José``, ``Łukasz``), for texts that are not ASCII.
+_TITLE_WORD_ANY = regex.compile(r"(?<![\w./@:-])[\p{Lu}\p{Lt}][\p{Ll}\p{M}]+(?:['’-]\p{L}[\p{Ll}\p{M}]+)?"
+                                r"(?![\w./@-])")
 
 
 def ner_candidate(text: str) -> bool:
@@ -122,10 +126,16 @@ def ner_candidate(text: str) -> bool:
     log word, and some letters around it; pure identifiers and lower-case lines skip the pipeline."""
     if not 3 <= len(text) <= NER_MAX_CHARS or " " not in text.strip():
         return False
-    return any(m.group(0).lower() not in _COMMON for m in _TITLE_WORD.finditer(text))
+    words = _TITLE_WORD if text.isascii() else _TITLE_WORD_ANY
+    return any(m.group(0).lower() not in _COMMON for m in words.finditer(text))
 
 
-_NAME_TOKEN = re.compile(r"(?:[A-Z][a-z]+(?:['-][A-Z]?[a-z]+)*|Mc[A-Z][a-z]+|O'[A-Z][a-z]+|[A-Z]\.?)")
+#: A name-shaped word: an upper-case letter and lower-case ones, in any script with letter case (``Alice``, ``José``,
+#: ``Łukasz``, ``Søren``), combining accents included; parts joined by an apostrophe or a hyphen (``O'Brien``,
+#: ``Jean-Luc``, ``Smith's``); ``Mc`` before a capital (``McDonald``); an initial (``J.``). Not ``iPhone``, ``HTTP``,
+#: ``NullPointerException`` or ``MacBook``.
+_NAME_TOKEN = regex.compile(r"(?:Mc|O['’])?[\p{Lu}\p{Lt}][\p{Ll}\p{M}]+(?:['’-][\p{Lu}\p{Lt}]?[\p{Ll}\p{M}]+)*"
+                            r"|[\p{Lu}\p{Lt}]\.?")
 _PARTICLES = frozenset({"van", "von", "de", "del", "della", "da", "di", "du", "le", "la", "bin", "al", "der",
                         "den", "ter", "dos", "das", "st.", "st"})
 
@@ -183,6 +193,14 @@ _PERSON_CUE = re.compile(r"(?:name|user|customer|client|by|dear|mr|mrs|ms|miss|d
                          r"employee|author|owner|manager|from|to|cc|signed|agent|member)\W{0,3}$", re.IGNORECASE)
 
 
+_SHORT_WORD_BEFORE = regex.compile(r"(?:^|\s)\p{Ll}{1,4}\s+$")
+
+
+def _after_short_word(text: str, start: int) -> bool:
+    """Whether a short lower-case word (``in``, ``aus``, ``nach``, ``à``) comes right before ``start``."""
+    return _SHORT_WORD_BEFORE.search(text, max(0, start - 8), start) is not None
+
+
 def _embedded(text: str, start: int, end: int) -> bool:
     """Inside a path, a dotted name or an identifier: ``/Frameworks/Safari/``, ``com.apple.Safari.x``. A value after
     ``=`` is not embedded (``user=Alice Johnson``): a single word there still needs a cue to count as a person."""
@@ -216,6 +234,10 @@ class LogSpacyRecognizer(SpacyRecognizer):
                 names = [w for w in text[start:end].split() if w.lower() not in _PARTICLES]
                 cue = _PERSON_CUE.search(text[max(0, start - 12):start])
                 if r.entity_type == "PERSON" and len(names) < 2 and not cue:
+                    continue
+                # The English model reads the nouns of other languages as places ("Zeitüberschreitung", "Straße"):
+                # a lone word with letters outside ASCII is a place only after a short word such as "in" or "aus".
+                if len(names) < 2 and not cue and not text[start:end].isascii() and not _after_short_word(text, start):
                     continue
                 kept.append(r if (start, end) == (r.start, r.end) else RecognizerResult(
                     entity_type=r.entity_type, start=start, end=end, score=r.score,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from presidio_logshield.config import RedactionConfig
 from presidio_logshield.detection import DetectionEngine, SecretKeyMatcher
 from presidio_logshield.detection._keys import PersonalKeyMatcher
-from presidio_logshield.detection._nlp import name_runs
+from presidio_logshield.detection._nlp import _NAME_TOKEN, name_runs
 from presidio_logshield.detection._recognizers import _valid_ipv4
 
 
@@ -24,6 +24,10 @@ def engine() -> DetectionEngine:
 @pytest.fixture(scope="module")
 def full_engine() -> DetectionEngine:
     return DetectionEngine(RedactionConfig(detection="full"))
+
+
+def _name_token(word: str) -> bool:
+    return _NAME_TOKEN.fullmatch(word) is not None
 
 
 def _found(engine: DetectionEngine, text: str) -> list[tuple[str, str]]:
@@ -140,6 +144,40 @@ class TestNer:
         assert [text[s:e] for s, e in name_runs(text, 0, text.index(" sarah4"))] == ["Sarah Smith"]
         assert name_runs(text, text.index("sarah4"), len(text)) == []
         assert name_runs("x Thunderbird_C1 y", 2, 16) == []
+
+    @pytest.mark.parametrize(("text", "found"), [
+        ("Ticket assigned to José García today", [("PERSON", "José García")]),
+        ("Refund approved for Zoë Müller", [("PERSON", "Zoë Müller")]),
+        ("Customer Łukasz Nowak called about the refund", [("PERSON", "Łukasz Nowak")]),
+        ("Invoice sent to Søren Kierkegaard", [("PERSON", "Søren Kierkegaard")]),
+        ("Meeting with François Dupont in Zürich", [("PERSON", "François Dupont"), ("LOCATION", "Zürich")]),
+        ("José García logged in", [("PERSON", "José García")]),
+        ("Kunde Jürgen Müller aus München hat angerufen", [("PERSON", "Jürgen Müller"), ("LOCATION", "München")]),
+    ])
+    def test_names_outside_ascii(self, full_engine: DetectionEngine, text: str, found: list[tuple[str, str]]) -> None:
+        """Names and places with letters outside ASCII that spaCy tags are kept by the name-shape filter, and a line
+        whose only capitalised words are such names is an NER candidate."""
+        assert set(found) <= set(_found(full_engine, text))
+
+    @pytest.mark.parametrize("text", ["Verbindung zur Datenbank fehlgeschlagen: Zeitüberschreitung nach 30 Sekunden",
+                                      "Straße gesperrt – Umleitung aktiv"])
+    def test_nouns_of_other_languages_are_not_places(self, full_engine: DetectionEngine, text: str) -> None:
+        """A lone word outside ASCII that the English model calls a place is one only after a short word such as
+        ``in`` or ``aus``: German nouns in a message stay."""
+        assert _found(full_engine, text) == []
+
+    @pytest.mark.parametrize("word", ["Alice", "José", "Łukasz", "Søren", "Zoë", "O'Brien", "O’Neil", "Jean-Luc",
+                                      "McDonald", "Smith's", "J.", "J", "Jose\u0301"])
+    def test_name_shaped_words(self, word: str) -> None:
+        """An upper-case letter, then lower-case letters (any script with case), apostrophes and hyphens between
+        parts; ``Mc``/``O'`` prefixes; an initial."""
+        assert _name_token(word)
+
+    @pytest.mark.parametrize("word", ["NullPointerException", "iPhone", "ÉCOLE", "Müller2", "HTTP", "x", "Jean-",
+                                      "MacBook", "Thunderbird_C1", "東京"])
+    def test_words_not_shaped_like_names(self, word: str) -> None:
+        """Identifiers, capitals, digits and scripts without case are not name-shaped."""
+        assert not _name_token(word)
 
     def test_ner_reads_found_values_masked(self) -> None:
         """What the pattern tiers found is overwritten with dashes of the same length before spaCy reads the text;
