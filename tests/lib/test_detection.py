@@ -45,10 +45,29 @@ class TestSecretKeyMatcher:
 
     @pytest.mark.parametrize("key", ["token_count", "tokens_used", "max_tokens", "tokenizer", "author",
                                      "password_length", "has_password", "auth_type", "secret_name", "user",
-                                     "sessions", "keyboard", "AuthFail"])
+                                     "keyboard", "AuthFail", "tokenizers", "num_tokens", "total_tokens", "token_types",
+                                     "authors", "keys", "bypasses"])
     def test_descriptive_names_do_not(self, key: str) -> None:
         """Keys that describe a secret (counts, types, flags) are not secrets."""
         assert SecretKeyMatcher().match(key) is None
+
+    @pytest.mark.parametrize(("key", "name"), [
+        ("tokens", "token"), ("access_tokens", "accesstoken"), ("refresh_tokens", "refreshtoken"),
+        ("accessTokens", "accesstoken"), ("id_tokens", "idtoken"), ("sessions", "session"), ("csrf_tokens", "csrftoken"),
+        ("sids", "sid"), ("prompt_tokens", "token"), ("api_keys", "apikey"), ("passwords", "password"),
+        ("auth_tokens", "auth")])
+    def test_plural_names_match_as_their_singular(self, key: str, name: str) -> None:
+        """A list of secrets is named in the plural: the plural matches by its singular's name."""
+        assert SecretKeyMatcher().match(key) == name
+
+    def test_plural_names_are_weak(self) -> None:
+        """Only a plural reached from its singular is weak (a number under it is a count, ``prompt_tokens=57``);
+        names that match as they are keep their strength."""
+        matcher = SecretKeyMatcher()
+        assert matcher.classify("access_tokens") == ("accesstoken", False)
+        assert matcher.counts("access_tokens") and matcher.counts("sessions")
+        assert matcher.classify("passwords") == ("password", True) and not matcher.counts("passwords")
+        assert not matcher.counts("access_token") and not matcher.counts("user")
 
     def test_configured_extra_keys(self) -> None:
         """config.secret_keys are matched normalised and by substring."""

@@ -67,6 +67,23 @@ class TestRedactBatch:
         assert summary.rules == {"key:password", "key:authorization"}  # DB-Password matched the name "password"
         assert summary.entities == {"SECRET": 3}
 
+    def test_plural_secret_keys(self, redactor: Redactor) -> None:
+        """Lists under plural secret names (tokens, access_tokens, refresh_tokens, sessions) are replaced like those
+        under api_keys or passwords; a count or a list of token ids under such a name stays."""
+        values = {k: ["v4lue1xyz", "v4lue2xyz"] for k in ("tokens", "access_tokens", "refresh_tokens", "api_keys",
+                                                          "passwords", "secrets", "auth_tokens", "sessions")}
+        (out, _), = redactor.redact_batch([values])
+        assert out == dict.fromkeys(values, "<SECRET>")
+        counts = {"usage": {"prompt_tokens": 57, "completion_tokens": 120.0, "cached_tokens": "0"}, "sessions": 3,
+                  "tokens": [101, 2023, 318]}
+        assert redactor.redact_batch([counts])[0][0] == counts
+        assert redactor.redact_text("usage prompt_tokens=57 completion_tokens=120")[0] == \
+            "usage prompt_tokens=57 completion_tokens=120"
+        assert redactor.redact_text("refresh_tokens=r1a2b3c4 sessions: s3ss10nX")[0] == \
+            "refresh_tokens=<SECRET> sessions: <SECRET>"
+        assert redactor.redact_batch([[("access_tokens", "t0kenXYZ"), ("tokens", 12)]])[0][0] == \
+            [["access_tokens", "<SECRET>"], ["tokens", 12]]
+
     def test_keys_are_text_too(self, redactor: Redactor) -> None:
         """A dict key that is an e-mail address is redacted; colliding redacted keys keep both values."""
         (out, _), = redactor.redact_batch([{"a@x.com": 1, "b@x.com": 2, 7: "n"}])
