@@ -236,7 +236,7 @@ class Redactor:
         if type(value) is str:
             text = value
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = str(value)
+            text = _number_text(value)
         elif isinstance(value, (bytes, bytearray)):
             text = bytes(value).decode("utf-8", errors="replace")
         else:
@@ -256,7 +256,7 @@ class Redactor:
         elif value is None or isinstance(value, bool):
             return
         elif isinstance(value, (int, float)):
-            out[(str(value), hint)] = None
+            out[(_number_text(value), hint)] = None
         elif isinstance(value, (bytes, bytearray)):
             out[(bytes(value).decode("utf-8", errors="replace"), hint)] = None
         elif isinstance(value, Mapping) and depth < MAX_DEPTH:
@@ -303,7 +303,7 @@ class Redactor:
         if value is None or isinstance(value, bool):
             return value
         if isinstance(value, (int, float)):
-            text = str(value)
+            text = _number_text(value)
             findings = found[(text, hint)]
             return self._apply(text, findings, summary) if findings else value
         if isinstance(value, (bytes, bytearray)):
@@ -437,6 +437,15 @@ def _merge(first: _Findings, second: _Findings) -> _Findings:
         if all(f.end <= c.start or f.start >= c.end for c in chosen):
             chosen.append(f)
     return tuple(sorted(chosen))
+
+
+def _number_text(value: int | float) -> str:
+    """The text a number is detected as: ``str()``, without the ``.0`` of a float that holds an integer (a card logged
+    as ``4111111111111111.0`` is the card ``4111111111111111``). Floats written with an exponent stay as they are."""
+    text = str(value)
+    if isinstance(value, float) and text.endswith(".0"):
+        return text[:-2]
+    return text
 
 
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:[.,_]\d+)*")

@@ -222,6 +222,27 @@ class TestNer:
         assert _found(eng, "mail bob@example.com") == [("EMAIL_ADDRESS", "bob@example.com")]
 
 
+class TestFloatRenderings:
+    @pytest.mark.parametrize(("text", "entity", "value"), [
+        ("card=4111111111111111.0", "CREDIT_CARD", "4111111111111111.0"),
+        ("ref 4111111111111111.0 ok", "CREDIT_CARD", "4111111111111111.0"),
+        ("amount 4111111111111111.000000.", "CREDIT_CARD", "4111111111111111.000000"),
+        ("ssn 536221234.0", "US_SSN", "536221234.0"),
+        ("phone 4155552671.0", "PHONE_NUMBER", "4155552671.0"),
+    ])
+    def test_integer_valued_floats_are_found(self, engine: DetectionEngine, text: str, entity: str, value: str) -> None:
+        """A long number written as a float (``str(4111111111111111.0)``, ``%f``) is found with its ``.0``."""
+        assert (entity, value) in _found(engine, text)
+
+    @pytest.mark.parametrize("text", [
+        "took 4111111111111111.5 ms", "total 4111111111111111.01", "elapsed 123.45 s", "x=3.0", "ratio 0.0",
+        "phone 4155552671.5", "ssn 536221234.25", "v4111111111111111.0", "4111111111111111.0.1",
+    ])
+    def test_other_floats_stay(self, engine: DetectionEngine, text: str) -> None:
+        """A number with a fraction other than zeros, or a dotted version, is not taken for a card, SSN or phone."""
+        assert _found(engine, text) == []
+
+
 class TestIpv4Validation:
     @given(st.lists(st.text(alphabet="0123456789\u0663", min_size=0, max_size=4), min_size=1, max_size=5))
     def test_same_verdict_as_ipaddress(self, octets: list[str]) -> None:

@@ -58,6 +58,15 @@ class TestRedactBatch:
         assert out == ["<EMAIL_ADDRESS>", {"a": ["<EMAIL_ADDRESS>", ["x", 1]]}, "<CREDIT_CARD>", 42, 1.5, True, None,
                        "ip <IP_ADDRESS>", "owner <EMAIL_ADDRESS>"]
 
+    def test_integer_valued_floats(self, redactor: Redactor) -> None:
+        """A card or phone number logged as a float is detected as the integer it holds; other floats stay floats."""
+        values = [4111111111111111.0, {"amount_ref": 4111111111111111.0, "contact_phone": 4155552671.0}, 123.45, 3.0,
+                  -0.0, 1.5e300, float("inf"), 1514040240000.0]
+        out = [v for v, _ in redactor.redact_batch(values)]
+        assert out == ["<CREDIT_CARD>", {"amount_ref": "<CREDIT_CARD>", "contact_phone": "<PHONE_NUMBER>"}, 123.45,
+                       3.0, -0.0, 1.5e300, float("inf"), 1514040240000.0]
+        assert all(type(a) is type(b) for a, b in zip(out[2:], values[2:], strict=True))
+
     def test_secret_keys_replace_whole_values(self, redactor: Redactor) -> None:
         """A secret key name replaces its value whole, whatever its type; descriptive keys stay."""
         (out, summary), = redactor.redact_batch([{"password": {"nested": 1}, "DB-Password": "x", "token_count": 5,
