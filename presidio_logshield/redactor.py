@@ -215,7 +215,7 @@ class Redactor:
         elif type(name) is not str:
             return None
         _, secret, _, personal, _ = self._key_kind(name)
-        if secret is not None:
+        if secret is not None and not self._count_under(name, pair[1]):
             return "SECRET", f"key:{secret}", _as_text(pair[1])
         if personal is not None:
             text = self._personal_text(personal, pair[1])
@@ -223,13 +223,20 @@ class Redactor:
                 return personal[0], f"key:{personal[1]}", text
         return None
 
+    def _count_under(self, key: Any, value: Any) -> bool:
+        """Whether ``value`` under the secret key ``key`` is a count or ids, kept and detected as usual: a number, or a
+        list of numbers, under a plural name (``{"prompt_tokens": 57}``, ``{"tokens": [101, 2023]}``)."""
+        if not (_is_number(value) or (type(value) in _PAIRS and all(_is_number(v) for v in value))):
+            return False
+        return self._keys is not None and isinstance(key, str) and self._keys.counts(key)
+
     def _personal_text(self, personal: tuple[str, str], value: Any) -> str | None:
         """The text replaced whole under a personal key (``{"city": "Berlin"}``), or None when the value is detected as
         usual: a container, a bool, None, an empty marker, or not of the key's shape (``{"name": "orders"}``)."""
         if type(value) is str:
             text = value
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = str(value)
+            text = _number_text(value)
         elif isinstance(value, (bytes, bytearray)):
             text = bytes(value).decode("utf-8", errors="replace")
         else:
@@ -249,7 +256,7 @@ class Redactor:
         elif value is None or isinstance(value, bool):
             return
         elif isinstance(value, (int, float)):
-            out[(str(value), hint)] = None
+            out[(_number_text(value), hint)] = None
         elif isinstance(value, (bytes, bytearray)):
             out[(bytes(value).decode("utf-8", errors="replace"), hint)] = None
         elif isinstance(value, Mapping) and depth < MAX_DEPTH:
@@ -275,7 +282,8 @@ class Redactor:
             out[(key_text, None)] = None
             if split:
                 out[(key_text, _SPLIT)] = None
-            if secret is not None or (personal is not None and self._personal_text(personal, item) is not None):
+            if (secret is not None and not self._count_under(key, item)) or (
+                    personal is not None and self._personal_text(personal, item) is not None):
                 continue
             if type(item) is str:  # most values: no recursion
                 out[(item, key_hint)] = None
@@ -295,7 +303,7 @@ class Redactor:
         if value is None or isinstance(value, bool):
             return value
         if isinstance(value, (int, float)):
-            text = str(value)
+            text = _number_text(value)
             findings = found[(text, hint)]
             return self._apply(text, findings, summary) if findings else value
         if isinstance(value, (bytes, bytearray)):
@@ -339,7 +347,7 @@ class Redactor:
             if renamed:
                 while new_key in result:  # two keys collide after redaction: keep both values
                     new_key = f"{new_key}~"
-            if secret is not None:
+            if secret is not None and not self._count_under(key, item):
                 result[new_key] = self._operators.apply("SECRET", _as_text(item))
                 summary.append(("SECRET", f"key:{secret}"))
             elif personal is not None and (text := self._personal_text(personal, item)) is not None:
@@ -429,6 +437,25 @@ def _merge(first: _Findings, second: _Findings) -> _Findings:
         if all(f.end <= c.start or f.start >= c.end for c in chosen):
             chosen.append(f)
     return tuple(sorted(chosen))
+
+
+def _number_text(value: int | float) -> str:
+    """The text a number is detected as: ``str()``, without the ``.0`` of a float that holds an integer (a card logged
+    as ``4111111111111111.0`` is the card ``4111111111111111``). Floats written with an exponent stay as they are."""
+    text = str(value)
+    if isinstance(value, float) and text.endswith(".0"):
+        return text[:-2]
+    return text
+
+
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:[.,_]\d+)*")
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float (not a bool), or text that is a plain number (``"57"``, ``"1,024"``)."""
+    if isinstance(value, (int, float)):
+        return not isinstance(value, bool)
+    return isinstance(value, str) and _PLAIN_NUMBER.fullmatch(value.strip()) is not None
 
 
 def _line_text(line: bytes) -> str:

@@ -17,7 +17,14 @@ from ..config import DEFAULT_SPACY_MODELS, ENTITY_TYPES, RedactionConfig
 from ._base import SECRET_ENTITIES, Gate
 from ._keys import PersonalKeyMatcher, SecretKeyMatcher
 from ._keytier import KEY_TIER, RULE_KEY, KeyTierRecognizer
-from ._nlp import NER_ENTITIES, LogSpacyRecognizer, OfflineSpacyNlpEngine, find_installed_model, ner_candidate
+from ._nlp import (
+    NER_ENTITIES,
+    LogSpacyRecognizer,
+    OfflineSpacyNlpEngine,
+    find_installed_model,
+    name_runs,
+    ner_candidate,
+)
 from ._recognizers import build_pattern_recognizers
 from ._scan import build_scanner, build_word_scanner
 
@@ -176,54 +183,62 @@ class DetectionEngine:
 
     def plan(self, text: str) -> list[str]:
         """The entity types worth looking for in ``text``; empty when nothing could match (no Presidio call)."""
+        entities = self._plan_patterns(text)
+        if self.ner_available and ner_candidate(text):
+            entities.extend(self.ner_entities)
+        return entities
+
+    def _plan_patterns(self, text: str) -> list[str]:
+        """The pattern and key entity types worth looking for in ``text`` (the gates that open)."""
         entities: list[str] = []
         lowered = text.lower()
         if self._prefilter.passes(text, lowered):
             for gate, entity in self._gates:
                 if (not entities or entities[-1] != entity) and gate.opens(text, lowered):
                     entities.append(entity)
-        if self.ner_available and ner_candidate(text):
-            entities.extend(self.ner_entities)
         return entities
 
     def detect(self, texts: Sequence[str], planned: list[bool] | None = None) -> list[list[Finding]]:
         """Findings per text: filtered by allow-lists, overlaps resolved, sorted by position. When ``planned`` is
-        given it receives, per text, whether any recognizer had to run (False: the cheap gates ruled it out)."""
+        given it receives, per text, whether any recognizer had to run (False: the cheap gates ruled it out).
+
+        The pattern and key recognizers run first; spaCy then reads each NER candidate with what they found masked
+        (same length, so offsets hold): a name is tagged more reliably without an e-mail address or a card number
+        beside it, and a value found already cannot become part of a name."""
         out: list[list[Finding]] = [[] for _ in texts]
         if planned is not None:
             planned[:] = [False] * len(texts)
-        plans: list[tuple[int, list[str]]] = []
+        threshold = self.config.score_threshold
+        results: dict[int, list[RecognizerResult]] = {}
         ner_indices: list[int] = []
+        ner = self.ner_available
         scanned = self._scanner.scan_texts(texts) if self._scanner is not None else [None] * len(texts)
         for i, (text, ids) in enumerate(zip(texts, scanned, strict=True)):
             if not text:
                 continue
-            entities = self.plan(text) if ids is None else self._plan_scanned(text, ids)
-            if self.ner_entities and self.ner_entities[-1] in entities:
-                ner_indices.append(i)
+            entities = self._plan_patterns(text) if ids is None else self._plan_scanned(text, ids)
             if entities:
-                plans.append((i, entities))
-                if planned is not None:
-                    planned[i] = True
-        artifacts: dict[int, NlpArtifacts] = {}
+                results[i] = self._run_patterns(text, entities, threshold)
+            if ner and ner_candidate(text):
+                ner_indices.append(i)
+            elif not entities:
+                continue
+            if planned is not None:
+                planned[i] = True
         if ner_indices:
             assert self._spacy is not None
-            for i, art in zip(ner_indices, self._spacy.process_texts([texts[i] for i in ner_indices]),
-                              strict=True):
-                artifacts[i] = art
-        threshold = self.config.score_threshold
-        for i, entities in plans:
-            art = artifacts.get(i)
-            if art is None:
-                results = self._run_patterns(texts[i], entities, threshold)
-            else:
-                results = self.analyzer.analyze(texts[i], language="en", entities=entities, nlp_artifacts=art,
-                                                score_threshold=threshold)
-            out[i] = self._resolve(texts[i], results)
+            masked = [_masked(texts[i], results.get(i, ())) for i in ner_indices]
+            for i, art in zip(ner_indices, self._spacy.process_texts(masked), strict=True):
+                found = self.analyzer.analyze(texts[i], language="en", entities=list(self.ner_entities),
+                                              nlp_artifacts=art, score_threshold=threshold)
+                results[i] = results.get(i, []) + found
+        for i, found in results.items():
+            out[i] = self._resolve(texts[i], found)
         return out
 
     def _plan_scanned(self, text: str, ids: set[int]) -> list[str]:
-        """:meth:`plan` for a text the scanner has seen: only the gates whose pre-filter matched are checked."""
+        """:meth:`_plan_patterns` for a text the scanner has seen: only the gates whose pre-filter matched are
+        checked."""
         entities: list[str] = []
         if ids:
             lowered = text.lower()
@@ -234,8 +249,6 @@ class DetectionEngine:
                 gate, entity = gates[index]
                 if (not entities or entities[-1] != entity) and gate.opens_after_prefilter(text, lowered):
                     entities.append(entity)
-        if self.ner_available and ner_candidate(text):
-            entities.extend(self.ner_entities)
         return entities
 
     def _run_patterns(self, text: str, entities: list[str], threshold: float) -> list[RecognizerResult]:
@@ -274,13 +287,20 @@ class DetectionEngine:
             if self._allowed(text[r.start:r.end]):
                 continue
             candidates.append(Finding(r.start, r.end, r.entity_type, round(float(r.score), 4), self._rule(r)))
-        # Secrets beat PII, then the longest span, then the highest score; ties broken by position and name.
-        candidates.sort(key=lambda f: (f.entity_type not in SECRET_ENTITIES, -(f.end - f.start), -f.score,
-                                       f.start, f.entity_type))
+        # Patterns and keys beat NER, secrets beat PII, then the longest span, then the highest score; ties broken by
+        # position and name. A NER span that overlaps a finding chosen before it keeps the parts of it outside that
+        # finding which still look like a name (``John Smith <e-mail>`` when spaCy ran the name into the address).
+        candidates.sort(key=lambda f: (f.rule.startswith("ner:"), f.entity_type not in SECRET_ENTITIES,
+                                       -(f.end - f.start), -f.score, f.start, f.entity_type))
         chosen: list[Finding] = []
         for f in candidates:
             if all(f.end <= c.start or f.start >= c.end for c in chosen):
                 chosen.append(f)
+            elif f.rule.startswith("ner:"):
+                for low, high in _uncovered(f.start, f.end, chosen):
+                    for start, end in name_runs(text, low, high):
+                        if all(end <= c.start or start >= c.end for c in chosen):
+                            chosen.append(f._replace(start=start, end=end))
         chosen.sort()
         return chosen
 
@@ -289,6 +309,36 @@ class DetectionEngine:
         sample = ("John Smith in Paris: mail john@example.com, call +1 415-555-2671, card 4111 1111 1111 1111, "
                   "ssn 123-45-6789, ip 10.0.0.1, password=x, Bearer abcdefgh1234, eyJhbGciOi.eyJzdWIiOi.x")
         self.detect([sample])
+
+
+def _masked(text: str, results: Iterable[RecognizerResult]) -> str:
+    """``text`` with every span in ``results`` overwritten by dashes (what NER reads: same length, same offsets)."""
+    spans = sorted((r.start, r.end) for r in results if r.end > r.start)
+    if not spans:
+        return text
+    parts: list[str] = []
+    position = 0
+    for start, end in spans:
+        if end <= position:
+            continue
+        start = max(start, position)
+        parts += (text[position:start], "-" * (end - start))
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _uncovered(start: int, end: int, chosen: Iterable[Finding]) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` that no finding in ``chosen`` covers."""
+    parts: list[tuple[int, int]] = []
+    position = start
+    for c in sorted(c for c in chosen if c.end > start and c.start < end):
+        if c.start > position:
+            parts.append((position, c.start))
+        position = max(position, c.end)
+    if position < end:
+        parts.append((position, end))
+    return parts
 
 
 def _without_duplicates(results: list[RecognizerResult]) -> list[RecognizerResult]:

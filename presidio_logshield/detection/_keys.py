@@ -22,8 +22,9 @@ _STRONG = (
     "password", "passwd", "passphrase", "secret", "apikey", "accesskey", "privatekey", "credential",
     "authorization", "cookie", "signingkey", "encryptionkey", "masterkey",
 )
-#: Short or ambiguous names, matched with a guard: ``token`` but not ``tokens``/``tokenizer``;
-#: ``auth`` but not ``author``/``authenticated``; ``session`` but not ``sessions``.
+#: Short or ambiguous names, matched with a guard: ``token`` but not ``tokenizer`` (nor ``tokens`` here: plurals are
+#: matched by their singular, as weak names); ``auth`` but not ``author``/``authenticated``; ``session`` but not
+#: ``sessionstore``.
 _WEAK = re.compile(r"token(?!s|iz|is)|(?<!o)auth(?!or|ent)|pwd|session(?!s)|jwt|bearer|oauth")
 #: A key that starts or ends with one of these words describes a secret, it does not hold one:
 #: ``token_count``, ``max_tokens``, ``password_length``, ``has_password``, ``auth_type``, ``secret_name``.
@@ -66,7 +67,7 @@ class SecretKeyMatcher:
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self._extra = tuple(sorted({normalise_key(k) for k in extra if normalise_key(k)}))
-        self.classify = lru_cache(maxsize=4096)(self._classify)
+        self._lookup = lru_cache(maxsize=4096)(self._classify_key)
 
     @property
     def extras(self) -> tuple[str, ...]:
@@ -79,21 +80,45 @@ class SecretKeyMatcher:
         return KEY_WORDS + self._extra
 
     def match(self, key: str) -> str | None:
-        """The name that makes ``key`` a secret (``db_password`` → ``password``, ``X-Api-Key`` → ``xapikey``), from the
-        built-in names and the configured extras only; None when ``key`` is not a secret's name."""
-        found = self.classify(key)
+        """The name that makes ``key`` a secret (``db_password`` → ``password``, ``X-Api-Key`` → ``xapikey``,
+        ``access_tokens`` → ``accesstoken``), from the built-in names and the configured extras only; None when
+        ``key`` is not a secret's name."""
+        found = self._lookup(key)
         return found[0] if found else None
 
-    def _classify(self, key: str) -> tuple[str, bool] | None:
+    def classify(self, key: str) -> tuple[str, bool] | None:
         """``(name, strong)`` when ``key`` names a secret, else None. Strong names (``password``, ``access_token``,
-        configured extras) make any value a secret in free text; weak ones (``token``, ``session``) need one that is
-        not a plain number."""
+        configured extras) make any value a secret in free text; weak ones (``token``, ``session``, and every plural
+        matched by its singular) need one that is not a plain number."""
+        found = self._lookup(key)
+        return found[:2] if found else None
+
+    def counts(self, key: str) -> bool:
+        """Whether ``key`` is a plural matched by its singular (``tokens``, ``access_tokens``, ``sessions``): a number,
+        or a list of numbers, under it is a count or ids (``prompt_tokens: 57``, token ids), not secrets."""
+        found = self._lookup(key)
+        return found is not None and found[2]
+
+    def _classify_key(self, key: str) -> tuple[str, bool, bool] | None:
+        """``(name, strong, plural)`` when ``key`` names a secret, else None."""
         if not key or len(key) > 80:
             return None
         words = [w.lower() for w in _WORD_SPLIT.split(key) if w]
-        joined = "".join(words)
-        if not joined:
+        if not words:
             return None
+        found = self._classify_words(words)
+        if found is not None:
+            return (*found, False)
+        last = words[-1]
+        if len(last) > 2 and last.endswith("s") and not last.endswith("ss"):
+            singular = self._classify_words([*words[:-1], last[:-1]])
+            if singular is not None:
+                return singular[0], False, True
+        return None
+
+    def _classify_words(self, words: list[str]) -> tuple[str, bool] | None:
+        """``(name, strong)`` for a key split into lower-case words, or None."""
+        joined = "".join(words)
         if joined in _EXACT:
             return joined, joined not in _WEAK_NAMES
         for extra in self._extra:

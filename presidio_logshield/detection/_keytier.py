@@ -8,7 +8,8 @@ What counts as a value:
 
 - after a strong secret name (``password``, ``pwd``, ``pass``, ``pw``, ``secret``, ``api_key``, ``access_token``,
   configured ``secret_keys``): anything of one character or more;
-- after a weak one (``token``, ``session``, ``sid``, ``auth``): anything but a plain number (``Session:
+- after a weak one (``token``, ``session``, ``sid``, ``auth``, and every plural matched by its singular: ``tokens``,
+  ``refresh_tokens``, ``sessions``): anything but a plain number (``Session:
   30546174_3349806149``, ``sessionid: 0x24edfaa8717002d``), after ``auth`` also not a single word (``auth:SIMPLE``),
   and after ``:`` not a single plain word (``token: expired``);
 - after a personal name (``first_name``, ``city``, ``iban``…): the value and the words that continue it in the shape

@@ -7,11 +7,13 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 
+import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-__all__ = ["NER_ENTITIES", "LogSpacyRecognizer", "OfflineSpacyNlpEngine", "find_installed_model", "ner_candidate"]
+__all__ = ["NER_ENTITIES", "LogSpacyRecognizer", "OfflineSpacyNlpEngine", "find_installed_model", "name_runs",
+           "ner_candidate"]
 
 logger = logging.getLogger("presidio_logshield.detection")
 
@@ -106,7 +108,17 @@ active inactive idle busy full empty local remote internal external public priva
 master slave leader follower main default standard custom manual auto automatic generic unknown other
 """.split())  # noqa: SIM905
 
+#: Days and months (``Sat Jun 25 09:20:24 2005``): a span of these only is a date, never a name. (Not in ``_COMMON``:
+#: ``June`` or ``April`` after a cue may be a person.)
+_CALENDAR = frozenset("""
+mon tue tues wed thu thur thurs fri sat sun monday tuesday wednesday thursday friday saturday sunday jan feb mar apr
+may jun jul aug sep sept oct nov dec january february march april june july august september october november december
+""".split())  # noqa: SIM905
+
 _TITLE_WORD = re.compile(r"(?<![\w./@:-])[A-Z][a-z]+(?:['-][A-Za-z][a-z]+)?(?![\w./@-])")
+#: :data:`_TITLE_WORD` in every script with letter case (``José``, ``Łukasz``), for texts that are not ASCII.
+_TITLE_WORD_ANY = regex.compile(r"(?<![\w./@:-])[\p{Lu}\p{Lt}][\p{Ll}\p{M}]+(?:['’-]\p{L}[\p{Ll}\p{M}]+)?"
+                                r"(?![\w./@-])")
 
 
 def ner_candidate(text: str) -> bool:
@@ -114,10 +126,16 @@ def ner_candidate(text: str) -> bool:
     log word, and some letters around it; pure identifiers and lower-case lines skip the pipeline."""
     if not 3 <= len(text) <= NER_MAX_CHARS or " " not in text.strip():
         return False
-    return any(m.group(0).lower() not in _COMMON for m in _TITLE_WORD.finditer(text))
+    words = _TITLE_WORD if text.isascii() else _TITLE_WORD_ANY
+    return any(m.group(0).lower() not in _COMMON for m in words.finditer(text))
 
 
-_NAME_TOKEN = re.compile(r"(?:[A-Z][a-z]+(?:['-][A-Z]?[a-z]+)*|Mc[A-Z][a-z]+|O'[A-Z][a-z]+|[A-Z]\.?)")
+#: A name-shaped word: an upper-case letter and lower-case ones, in any script with letter case (``Alice``, ``José``,
+#: ``Łukasz``, ``Søren``), combining accents included; parts joined by an apostrophe or a hyphen (``O'Brien``,
+#: ``Jean-Luc``, ``Smith's``); ``Mc`` before a capital (``McDonald``); an initial (``J.``). Not ``iPhone``, ``HTTP``,
+#: ``NullPointerException`` or ``MacBook``.
+_NAME_TOKEN = regex.compile(r"(?:Mc|O['’])?[\p{Lu}\p{Lt}][\p{Ll}\p{M}]+(?:['’-][\p{Lu}\p{Lt}]?[\p{Ll}\p{M}]+)*"
+                            r"|[\p{Lu}\p{Lt}]\.?")
 _PARTICLES = frozenset({"van", "von", "de", "del", "della", "da", "di", "du", "le", "la", "bin", "al", "der",
                         "den", "ter", "dos", "das", "st.", "st"})
 
@@ -133,11 +151,54 @@ def _looks_like_name(span_text: str) -> bool:
             continue
         if not _NAME_TOKEN.fullmatch(w.rstrip(",.")):
             return False
-    return not all(w.lower().rstrip(",.") in _COMMON for w in words)
+    return not all(w.lower().rstrip(",.") in _COMMON for w in words) and \
+        not all(w.lower().rstrip(",.") in _CALENDAR for w in words)
+
+
+_WORD = re.compile(r"\S+")
+
+
+def name_runs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The parts of ``text[start:end]`` that look like a name: runs of name-shaped words (particles such as ``van``
+    inside a run only), each accepted by the name-shape filter. spaCy often runs a span on into the next token
+    (``John Smith john.smith@example.com``, ``Sarah Smith 4111111111111111``) or starts it a word early (``for Sarah
+    Smith``): the name is what is kept, not nothing. A span that is all name-shaped comes back unchanged."""
+    runs: list[list[tuple[int, int, bool]]] = [[]]  # (start, end, is a particle) per word of each run
+    for match in _WORD.finditer(text, start, end):
+        word = match.group(0)
+        if _NAME_TOKEN.fullmatch(word.rstrip(",.")):
+            runs[-1].append((match.start(), match.end(), False))
+        elif word.lower() in _PARTICLES and runs[-1]:
+            runs[-1].append((match.start(), match.end(), True))
+        elif runs[-1]:
+            runs.append([])
+    out: list[tuple[int, int]] = []
+    for words in runs:
+        while words and words[-1][2]:  # a particle ends no name
+            words.pop()
+        if not words:
+            continue
+        run_start, run_end = words[0][0], words[-1][1]
+        if (run_start, run_end) != (start, end):
+            last = text[words[-1][0]:run_end]
+            core = last.rstrip(",.")
+            if len(core) > 1:  # "Smith," loses its comma; an initial keeps its dot ("J.")
+                run_end -= len(last) - len(core)
+        if _looks_like_name(text[run_start:run_end]):
+            out.append((run_start, run_end))
+    return out
 
 
 _PERSON_CUE = re.compile(r"(?:name|user|customer|client|by|dear|mr|mrs|ms|miss|dr|prof|hello|hi|contact|patient|"
                          r"employee|author|owner|manager|from|to|cc|signed|agent|member)\W{0,3}$", re.IGNORECASE)
+
+
+_SHORT_WORD_BEFORE = regex.compile(r"(?:^|\s)\p{Ll}{1,4}\s+$")
+
+
+def _after_short_word(text: str, start: int) -> bool:
+    """Whether a short lower-case word (``in``, ``aus``, ``nach``, ``à``) comes right before ``start``."""
+    return _SHORT_WORD_BEFORE.search(text, max(0, start - 8), start) is not None
 
 
 def _embedded(text: str, start: int, end: int) -> bool:
@@ -165,14 +226,21 @@ class LogSpacyRecognizer(SpacyRecognizer):
             return []
         kept = []
         for r in super().analyze(text, entities, nlp_artifacts):
-            span = text[r.start:r.end]
-            if not _looks_like_name(span) or _embedded(text, r.start, r.end):
-                continue
-            # A lone capitalised word is a component or a setting far more often than a person in a log:
-            # a single-word PERSON needs a cue before it ("user Alice", "by Smith", "Dear Jane").
-            names = [w for w in span.split() if w.lower() not in _PARTICLES]
-            cue = _PERSON_CUE.search(text[max(0, r.start - 12):r.start])
-            if r.entity_type == "PERSON" and len(names) < 2 and not cue:
-                continue
-            kept.append(r)
+            for start, end in name_runs(text, r.start, r.end):
+                if _embedded(text, start, end):
+                    continue
+                # A lone capitalised word is a component or a setting far more often than a person in a log:
+                # a single-word PERSON needs a cue before it ("user Alice", "by Smith", "Dear Jane").
+                names = [w for w in text[start:end].split() if w.lower() not in _PARTICLES]
+                cue = _PERSON_CUE.search(text[max(0, start - 12):start])
+                if r.entity_type == "PERSON" and len(names) < 2 and not cue:
+                    continue
+                # The English model reads the nouns of other languages as places ("Zeitüberschreitung", "Straße"):
+                # a lone word with letters outside ASCII is a place only after a short word such as "in" or "aus".
+                if len(names) < 2 and not cue and not text[start:end].isascii() and not _after_short_word(text, start):
+                    continue
+                kept.append(r if (start, end) == (r.start, r.end) else RecognizerResult(
+                    entity_type=r.entity_type, start=start, end=end, score=r.score,
+                    analysis_explanation=r.analysis_explanation,
+                    recognition_metadata=dict(r.recognition_metadata or {})))
         return kept

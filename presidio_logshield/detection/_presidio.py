@@ -114,6 +114,8 @@ class GatedIbanRecognizer(IbanRecognizer):
         return results
 
 
+#: ``.0`` after a run of digits: how a number logged as a float is written.
+_ZERO_FRACTION = re.compile(r"(?<=\d)\.0+$")
 _PHONE_CONTEXT = re.compile(r"phone|\btel\b|tel[:.]|mobile|\bcell|\bfax\b|\bsms\b|whatsapp|\bcall|contact|\bmob\b")
 
 
@@ -141,6 +143,10 @@ class LogPhoneRecognizer(PhoneRecognizer):
         results = []
         for match in self._candidate.finditer(text):
             value = match.group(0).rstrip(" .-")
+            end = match.start() + len(value)
+            fraction = _ZERO_FRACTION.search(value)
+            if fraction is not None and value[:fraction.start()].lstrip("+").isdigit():
+                value = value[:fraction.start()]  # a number logged as a float: 4155552671.0
             digits = sum(map(str.isdigit, value))
             if not 7 <= digits <= 15:
                 continue
@@ -162,7 +168,7 @@ class LogPhoneRecognizer(PhoneRecognizer):
             if region is None:
                 continue
             results.append(RecognizerResult(
-                entity_type=self.supported_entities[0], start=match.start(), end=match.start() + len(value),
+                entity_type=self.supported_entities[0], start=match.start(), end=end,
                 score=score, analysis_explanation=self._get_analysis_explanation(region),
                 recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))

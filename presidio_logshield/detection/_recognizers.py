@@ -47,7 +47,7 @@ _CARD_BRANDS = (
 
 
 def _card(text: str, match: re.Match[str]) -> float | None:
-    raw = match.group(0)
+    raw = match.group("n")
     digits = re.sub(r"\D", "", raw)
     if len(set(digits)) < 2 or not _luhn(digits):
         return None
@@ -243,11 +243,12 @@ def build_pattern_recognizers(key_tier: LocalRecognizer | None, phone_regions: S
                  validate=_basic),
         ], gates=[Gate(["bearer", "basic"], lower=True)]),
         *([key_tier] if key_tier is not None else []),
+        # A card logged as a float (``4111111111111111.0``, ``%f``) is found with its zero fraction.
         RegexRecognizer("CREDIT_CARD", [Rule("card", re.compile(
-            r"(?<![\w.-])(?:\d[ -]?){11,18}\d(?![\w-]|\.\d)"), validate=_card)],
+            r"(?<![\w.-])(?P<n>(?:\d[ -]?){11,18}\d)(?:\.0+)?(?![\w-]|\.\d)"), validate=_card)],
             gates=[Gate(regex=r"\d{4}[ -]?\d{4}[ -]?\d{4}")], rule_id="pattern:CREDIT_CARD"),
         RegexRecognizer("US_SSN", [Rule("ssn", re.compile(
-            r"(?<![\w.-])(?P<a>\d{3})(?P<s1>[- ]?)(?P<g>\d{2})(?P<s2>[- ]?)(?P<s>\d{4})(?![\w-]|\.\d)"),
+            r"(?<![\w.-])(?P<a>\d{3})(?P<s1>[- ]?)(?P<g>\d{2})(?P<s2>[- ]?)(?P<s>\d{4})(?:\.0+)?(?![\w-]|\.\d)"),
             validate=_ssn)],
             gates=[Gate(regex=r"\d{3}[- ]\d{2}[- ]\d{4}"),
                    # "tin" at a word end only, like the validator's ``\btin\b`` (not "getting", "waiting").

@@ -12,12 +12,22 @@ from hypothesis import strategies as st
 from presidio_logshield.config import RedactionConfig
 from presidio_logshield.detection import DetectionEngine, SecretKeyMatcher
 from presidio_logshield.detection._keys import PersonalKeyMatcher
+from presidio_logshield.detection._nlp import _NAME_TOKEN, name_runs
 from presidio_logshield.detection._recognizers import _valid_ipv4
 
 
 @pytest.fixture(scope="module")
 def engine() -> DetectionEngine:
     return DetectionEngine(RedactionConfig(detection="patterns"))
+
+
+@pytest.fixture(scope="module")
+def full_engine() -> DetectionEngine:
+    return DetectionEngine(RedactionConfig(detection="full"))
+
+
+def _name_token(word: str) -> bool:
+    return _NAME_TOKEN.fullmatch(word) is not None
 
 
 def _found(engine: DetectionEngine, text: str) -> list[tuple[str, str]]:
@@ -35,10 +45,29 @@ class TestSecretKeyMatcher:
 
     @pytest.mark.parametrize("key", ["token_count", "tokens_used", "max_tokens", "tokenizer", "author",
                                      "password_length", "has_password", "auth_type", "secret_name", "user",
-                                     "sessions", "keyboard", "AuthFail"])
+                                     "keyboard", "AuthFail", "tokenizers", "num_tokens", "total_tokens", "token_types",
+                                     "authors", "keys", "bypasses"])
     def test_descriptive_names_do_not(self, key: str) -> None:
         """Keys that describe a secret (counts, types, flags) are not secrets."""
         assert SecretKeyMatcher().match(key) is None
+
+    @pytest.mark.parametrize(("key", "name"), [
+        ("tokens", "token"), ("access_tokens", "accesstoken"), ("refresh_tokens", "refreshtoken"),
+        ("accessTokens", "accesstoken"), ("id_tokens", "idtoken"), ("sessions", "session"), ("csrf_tokens", "csrftoken"),
+        ("sids", "sid"), ("prompt_tokens", "token"), ("api_keys", "apikey"), ("passwords", "password"),
+        ("auth_tokens", "auth")])
+    def test_plural_names_match_as_their_singular(self, key: str, name: str) -> None:
+        """A list of secrets is named in the plural: the plural matches by its singular's name."""
+        assert SecretKeyMatcher().match(key) == name
+
+    def test_plural_names_are_weak(self) -> None:
+        """Only a plural reached from its singular is weak (a number under it is a count, ``prompt_tokens=57``);
+        names that match as they are keep their strength."""
+        matcher = SecretKeyMatcher()
+        assert matcher.classify("access_tokens") == ("accesstoken", False)
+        assert matcher.counts("access_tokens") and matcher.counts("sessions")
+        assert matcher.classify("passwords") == ("password", True) and not matcher.counts("passwords")
+        assert not matcher.counts("access_token") and not matcher.counts("user")
 
     def test_configured_extra_keys(self) -> None:
         """config.secret_keys are matched normalised and by substring."""
@@ -113,12 +142,105 @@ class TestNer:
                       "path /System/Library/StagedFrameworks/Safari/SafariShared.framework"):
             assert not [e for e, _ in _found(eng, noise) if e == "PERSON"], noise
 
+    @pytest.mark.parametrize(("text", "name", "entity", "value"), [
+        ("invoice 10 sent to John Smith john.smith10@example.com", "John Smith", "EMAIL_ADDRESS",
+         "john.smith10@example.com"),
+        ("login ok for Sarah Smith 4111111111111111", "Sarah Smith", "CREDIT_CARD", "4111111111111111"),
+    ])
+    def test_span_running_into_a_value_is_trimmed(self, full_engine: DetectionEngine, text: str, name: str,
+                                                 entity: str, value: str) -> None:
+        """A PERSON span that spaCy runs on into the next token (an e-mail address, a card number) is cut back to its
+        name-shaped words: the name is replaced, and so is the value after it, as its own entity."""
+        found = _found(full_engine, text)
+        assert ("PERSON", name) in found
+        assert (entity, value) in found
+
+    def test_span_is_trimmed_on_either_side(self, full_engine: DetectionEngine) -> None:
+        """Words that are not name-shaped are cut from the start of a span as from its end; what is left must still
+        look like a name."""
+        text = "ok for Sarah Smith sarah4@example.com now"
+        assert [text[s:e] for s, e in name_runs(text, text.index("for"), len(text))] == ["Sarah Smith"]
+        assert [text[s:e] for s, e in name_runs(text, 0, text.index(" sarah4"))] == ["Sarah Smith"]
+        assert name_runs(text, text.index("sarah4"), len(text)) == []
+        assert name_runs("x Thunderbird_C1 y", 2, 16) == []
+
+    @pytest.mark.parametrize(("text", "found"), [
+        ("Ticket assigned to José García today", [("PERSON", "José García")]),
+        ("Refund approved for Zoë Müller", [("PERSON", "Zoë Müller")]),
+        ("Customer Łukasz Nowak called about the refund", [("PERSON", "Łukasz Nowak")]),
+        ("Invoice sent to Søren Kierkegaard", [("PERSON", "Søren Kierkegaard")]),
+        ("Meeting with François Dupont in Zürich", [("PERSON", "François Dupont"), ("LOCATION", "Zürich")]),
+        ("José García logged in", [("PERSON", "José García")]),
+        ("Kunde Jürgen Müller aus München hat angerufen", [("PERSON", "Jürgen Müller"), ("LOCATION", "München")]),
+    ])
+    def test_names_outside_ascii(self, full_engine: DetectionEngine, text: str, found: list[tuple[str, str]]) -> None:
+        """Names and places with letters outside ASCII that spaCy tags are kept by the name-shape filter, and a line
+        whose only capitalised words are such names is an NER candidate."""
+        assert set(found) <= set(_found(full_engine, text))
+
+    @pytest.mark.parametrize("text", ["Verbindung zur Datenbank fehlgeschlagen: Zeitüberschreitung nach 30 Sekunden",
+                                      "Straße gesperrt – Umleitung aktiv"])
+    def test_nouns_of_other_languages_are_not_places(self, full_engine: DetectionEngine, text: str) -> None:
+        """A lone word outside ASCII that the English model calls a place is one only after a short word such as
+        ``in`` or ``aus``: German nouns in a message stay."""
+        assert _found(full_engine, text) == []
+
+    @pytest.mark.parametrize("word", ["Alice", "José", "Łukasz", "Søren", "Zoë", "O'Brien", "O’Neil", "Jean-Luc",
+                                      "McDonald", "Smith's", "J.", "J", "Jose\u0301"])
+    def test_name_shaped_words(self, word: str) -> None:
+        """An upper-case letter, then lower-case letters (any script with case), apostrophes and hyphens between
+        parts; ``Mc``/``O'`` prefixes; an initial."""
+        assert _name_token(word)
+
+    @pytest.mark.parametrize("word", ["NullPointerException", "iPhone", "ÉCOLE", "Müller2", "HTTP", "x", "Jean-",
+                                      "MacBook", "Thunderbird_C1", "東京"])
+    def test_words_not_shaped_like_names(self, word: str) -> None:
+        """Identifiers, capitals, digits and scripts without case are not name-shaped."""
+        assert not _name_token(word)
+
+    def test_ner_reads_found_values_masked(self) -> None:
+        """What the pattern tiers found is overwritten with dashes of the same length before spaCy reads the text;
+        overlapping and touching spans are masked once."""
+        from presidio_analyzer import RecognizerResult
+
+        from presidio_logshield.detection._engine import _masked
+
+        def result(start: int, end: int) -> RecognizerResult:
+            return RecognizerResult("X", start, end, 1.0)
+
+        text = "for Ann Lee ann@x.io card 4111111111111111"
+        masked = _masked(text, [result(12, 20), result(26, 42), result(30, 34)])
+        assert masked == "for Ann Lee -------- card ----------------"
+        assert len(masked) == len(text)
+        assert _masked(text, []) is text
+
     def test_missing_model_warns_once_and_falls_back(self) -> None:
         """An uninstalled spaCy model gives one RuntimeWarning and pattern-only detection, no download."""
         with pytest.warns(RuntimeWarning, match="no spaCy pipeline installed"):
             eng = DetectionEngine(RedactionConfig(detection="full", spacy_model="xx_not_installed_model"))
         assert not eng.ner_available
         assert _found(eng, "mail bob@example.com") == [("EMAIL_ADDRESS", "bob@example.com")]
+
+
+class TestFloatRenderings:
+    @pytest.mark.parametrize(("text", "entity", "value"), [
+        ("card=4111111111111111.0", "CREDIT_CARD", "4111111111111111.0"),
+        ("ref 4111111111111111.0 ok", "CREDIT_CARD", "4111111111111111.0"),
+        ("amount 4111111111111111.000000.", "CREDIT_CARD", "4111111111111111.000000"),
+        ("ssn 536221234.0", "US_SSN", "536221234.0"),
+        ("phone 4155552671.0", "PHONE_NUMBER", "4155552671.0"),
+    ])
+    def test_integer_valued_floats_are_found(self, engine: DetectionEngine, text: str, entity: str, value: str) -> None:
+        """A long number written as a float (``str(4111111111111111.0)``, ``%f``) is found with its ``.0``."""
+        assert (entity, value) in _found(engine, text)
+
+    @pytest.mark.parametrize("text", [
+        "took 4111111111111111.5 ms", "total 4111111111111111.01", "elapsed 123.45 s", "x=3.0", "ratio 0.0",
+        "phone 4155552671.5", "ssn 536221234.25", "v4111111111111111.0", "4111111111111111.0.1",
+    ])
+    def test_other_floats_stay(self, engine: DetectionEngine, text: str) -> None:
+        """A number with a fraction other than zeros, or a dotted version, is not taken for a card, SSN or phone."""
+        assert _found(engine, text) == []
 
 
 class TestIpv4Validation:

@@ -23,6 +23,12 @@ LAST = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "D
         "Thompson", "White", "Harris", "Clark", "Lewis", "Robinson", "Walker", "Young", "Allen", "King",
         "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Carter", "Mitchell", "Roberts", "Turner",
         "Patel", "Sharma", "Khan", "Nguyen", "Chen", "Tanaka", "Schmidt", "Larsen", "Dubois", "Moreau"]
+#: Names with letters outside ASCII (Latin scripts with accents, stroke, ring, cedilla); only in the name sentences.
+NON_ASCII_FIRST = ["José", "Zoë", "Łukasz", "Søren", "François", "Jürgen", "Björn", "Renée", "Chloé", "Ángel",
+                   "Mónica", "Sébastien", "Ines", "Małgorzata", "Øystein", "Çağla", "Dvořák", "Élodie", "Håkan", "Núria"]
+NON_ASCII_LAST = ["García", "Müller", "Nowak", "Kierkegaard", "Dupont", "Gómez", "Šimić", "Wójcik", "Pérez", "Jiménez",
+                  "Höfler", "Çelik", "Özdemir", "Lindqvist", "Sørensen", "Fernández", "Kovačević", "Brontë", "Lefèvre",
+                  "Ångström"]
 CITIES = ["London", "Paris", "Berlin", "Madrid", "Chicago", "Boston", "Seattle", "Toronto", "Sydney", "Mumbai"]
 
 
@@ -382,28 +388,104 @@ NAME_TEMPLATES = [
 ]
 
 
-def _name_cases(count: int) -> list[tuple[str, str, str]]:
-    rng = random.Random(7)
-    return [(rng.choice(NAME_TEMPLATES).format(f=f, l=last, c=rng.choice(CITIES)), f, last)
-            for f, last in ((rng.choice(FIRST), rng.choice(LAST)) for _ in range(count))]
+def _name_cases(count: int, first: list[str] = FIRST, last: list[str] = LAST, seed: int = 7
+                ) -> list[tuple[str, str, str]]:
+    rng = random.Random(seed)
+    return [(rng.choice(NAME_TEMPLATES).format(f=f, l=surname, c=rng.choice(CITIES)), f, surname)
+            for f, surname in ((rng.choice(first), rng.choice(last)) for _ in range(count))]
 
 
 #: Measured 2026-11-23 with en_core_web_sm 3.8.0: 0.970 (194/200); the floor leaves a margin.
 PERSON_RECALL_FLOOR = 0.90
 
 
+#: Names outside ASCII in the same sentences, measured 2026-12-02 with en_core_web_sm 3.8.0: 0.880 (176/200; 0.000 before
+#: the name-shape filter accepted letters outside ASCII). Most misses are the model's: ORG or FAC for a name it does
+#: not know. The floor leaves a margin.
+NON_ASCII_RECALL_FLOOR = 0.82
+
+
+@pytest.fixture(scope="module")
+def full_redactor() -> Redactor:
+    return Redactor(RedactionConfig(detection="full"))
+
+
 class TestPersonRecall:
-    def test_person_recall_on_generated_sentences(self) -> None:
+    def test_person_recall_on_generated_sentences(self, full_redactor: Redactor) -> None:
         """spaCy NER (full mode) removes the full name from at least PERSON_RECALL_FLOOR of the sentences."""
-        redactor = Redactor(RedactionConfig(detection="full"))
-        cases = _name_cases(200)
+        self._check_recall(full_redactor, _name_cases(200), PERSON_RECALL_FLOOR)
+
+    def test_names_outside_ascii(self, full_redactor: Redactor) -> None:
+        """Names such as José García or Łukasz Nowak are removed from at least NON_ASCII_RECALL_FLOOR of the same
+        sentences."""
+        self._check_recall(full_redactor, _name_cases(200, NON_ASCII_FIRST, NON_ASCII_LAST, seed=8), NON_ASCII_RECALL_FLOOR)
+
+    @staticmethod
+    def _check_recall(redactor: Redactor, cases: list[tuple[str, str, str]], floor: float) -> None:
         outputs = redactor.redact_batch([text for text, _, _ in cases])
         found = sum(1 for (text, f, last), (out, _) in zip(cases, outputs, strict=True)
                     if f not in out and last not in out)
         recall = found / len(cases)
         print(f"PERSON recall: {recall:.3f} ({found}/{len(cases)})")
         missed = [out for (text, f, last), (out, _) in zip(cases, outputs, strict=True) if f in out or last in out]
-        assert recall >= PERSON_RECALL_FLOOR, "missed:\n" + "\n".join(missed[:30])
+        assert recall >= floor, "missed:\n" + "\n".join(missed[:30])
+
+
+#: A name right before a value of another kind: spaCy often runs the PERSON span on into that value.
+NAME_VALUE_TEMPLATES = [
+    "msg {i} for {f} {l} {e} card {c}",
+    "login ok for {f} {l} {e}",
+    "invoice {i} sent to {f} {l} {e}",
+    "user {f} {l} {e} logged in",
+    "callback requested by {f} {l} {p}",
+    "login ok for {f} {l} from {ip}",
+    "session {i} opened by {f} {l} {ip}",
+    "payment by {f} {l} {c} declined",
+    "ticket {i} for {f} {l} {p} closed",
+]
+
+
+def _name_value_cases(count: int) -> list[tuple[str, str, str, list[str]]]:
+    """(text, first name, last name, the values beside the name that must not survive)."""
+    rng = random.Random(11)
+    out = []
+    for i in range(count):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        values = {"e": f"{first.lower()}.{last.lower()}{i}@example.com", "c": credit_card(rng),
+                  "p": rng.choice(["+1 415-555-2671", "(212) 555-0147", "+44 20 7946 0958"]), "ip": ipv4(rng)}
+        template = NAME_VALUE_TEMPLATES[i % len(NAME_VALUE_TEMPLATES)]
+        text = template.format(i=i, f=first, l=last, **values)
+        out.append((text, first, last, [v for k, v in values.items() if "{" + k + "}" in template]))
+    return out
+
+
+#: Measured 2026-12-02 with en_core_web_sm 3.8.0: 0.959 (863/900). Before spans were trimmed to their name-shaped words
+#: 0.711 (spaCy had run the name into the value and the whole span was dropped); trimmed, but with spaCy reading the
+#: values unmasked, 0.904. The floor leaves a margin.
+NAME_BESIDE_VALUE_RECALL_FLOOR = 0.93
+
+
+@pytest.fixture(scope="module")
+def name_value_outputs(full_redactor: Redactor) -> list[tuple[tuple[str, str, str, list[str]], str]]:
+    """Each case of :func:`_name_value_cases` with its redacted text (full mode)."""
+    cases = _name_value_cases(900)
+    return list(zip(cases, (out for out, _ in full_redactor.redact_batch([c[0] for c in cases])), strict=True))
+
+
+class TestNamesBesideValues:
+    def test_values_beside_names_never_survive(
+            self, name_value_outputs: list[tuple[tuple[str, str, str, list[str]], str]]) -> None:
+        """The e-mail address, card, phone number or IP address after a name is gone whatever NER makes of it."""
+        leaks = [out for (_, _, _, values), out in name_value_outputs if any(v in out for v in values)]
+        assert not leaks, "\n".join(leaks[:20])
+
+    def test_name_recall(self, name_value_outputs: list[tuple[tuple[str, str, str, list[str]], str]]) -> None:
+        """The full name before such a value is removed from at least NAME_BESIDE_VALUE_RECALL_FLOOR of the lines."""
+        outputs = name_value_outputs
+        missed = [out for (_, first, last, _), out in outputs if first in out or last in out]
+        recall = 1 - len(missed) / len(outputs)
+        print(f"PERSON recall beside values: {recall:.3f} ({len(outputs) - len(missed)}/{len(outputs)})")
+        assert recall >= NAME_BESIDE_VALUE_RECALL_FLOOR, "missed:\n" + "\n".join(missed[:30])
 
 
 class TestLineGate:

@@ -58,6 +58,15 @@ class TestRedactBatch:
         assert out == ["<EMAIL_ADDRESS>", {"a": ["<EMAIL_ADDRESS>", ["x", 1]]}, "<CREDIT_CARD>", 42, 1.5, True, None,
                        "ip <IP_ADDRESS>", "owner <EMAIL_ADDRESS>"]
 
+    def test_integer_valued_floats(self, redactor: Redactor) -> None:
+        """A card or phone number logged as a float is detected as the integer it holds; other floats stay floats."""
+        values = [4111111111111111.0, {"amount_ref": 4111111111111111.0, "contact_phone": 4155552671.0}, 123.45, 3.0,
+                  -0.0, 1.5e300, float("inf"), 1514040240000.0]
+        out = [v for v, _ in redactor.redact_batch(values)]
+        assert out == ["<CREDIT_CARD>", {"amount_ref": "<CREDIT_CARD>", "contact_phone": "<PHONE_NUMBER>"}, 123.45,
+                       3.0, -0.0, 1.5e300, float("inf"), 1514040240000.0]
+        assert all(type(a) is type(b) for a, b in zip(out[2:], values[2:], strict=True))
+
     def test_secret_keys_replace_whole_values(self, redactor: Redactor) -> None:
         """A secret key name replaces its value whole, whatever its type; descriptive keys stay."""
         (out, summary), = redactor.redact_batch([{"password": {"nested": 1}, "DB-Password": "x", "token_count": 5,
@@ -66,6 +75,23 @@ class TestRedactBatch:
                        "headers": {"Authorization": "<SECRET>"}}
         assert summary.rules == {"key:password", "key:authorization"}  # DB-Password matched the name "password"
         assert summary.entities == {"SECRET": 3}
+
+    def test_plural_secret_keys(self, redactor: Redactor) -> None:
+        """Lists under plural secret names (tokens, access_tokens, refresh_tokens, sessions) are replaced like those
+        under api_keys or passwords; a count or a list of token ids under such a name stays."""
+        values = {k: ["v4lue1xyz", "v4lue2xyz"] for k in ("tokens", "access_tokens", "refresh_tokens", "api_keys",
+                                                          "passwords", "secrets", "auth_tokens", "sessions")}
+        (out, _), = redactor.redact_batch([values])
+        assert out == dict.fromkeys(values, "<SECRET>")
+        counts = {"usage": {"prompt_tokens": 57, "completion_tokens": 120.0, "cached_tokens": "0"}, "sessions": 3,
+                  "tokens": [101, 2023, 318]}
+        assert redactor.redact_batch([counts])[0][0] == counts
+        assert redactor.redact_text("usage prompt_tokens=57 completion_tokens=120")[0] == \
+            "usage prompt_tokens=57 completion_tokens=120"
+        assert redactor.redact_text("refresh_tokens=r1a2b3c4 sessions: s3ss10nX")[0] == \
+            "refresh_tokens=<SECRET> sessions: <SECRET>"
+        assert redactor.redact_batch([[("access_tokens", "t0kenXYZ"), ("tokens", 12)]])[0][0] == \
+            [["access_tokens", "<SECRET>"], ["tokens", 12]]
 
     def test_keys_are_text_too(self, redactor: Redactor) -> None:
         """A dict key that is an e-mail address is redacted; colliding redacted keys keep both values."""
