@@ -112,6 +112,14 @@ class TestReportCommand:
         code = main(["report", f"file://{tmp_path / 'archive'}", "--since", "2026-11-21", "--until", "2026-11-20"])
         assert code == 2 and "--since" in capsys.readouterr().err
 
+    @pytest.mark.parametrize("command", ["report", "verify", "session"])
+    def test_empty_window_is_a_usage_error_for_every_command(self, command, archive, tmp_path, capsys):
+        """report, verify and session refuse a window whose --since is not before --until (nothing would be read)."""
+        extra = ["--session-id", "s1"] if command == "session" else []
+        code = main([command, f"file://{tmp_path / 'archive'}", "--since", "2026-11-21", "--until", "2026-11-20",
+                     *extra])
+        assert code == 2 and "must be before --until" in capsys.readouterr().err
+
     def test_bad_url_names_the_url(self, tmp_path, capsys):
         """An unsupported archive URL is a usage error that names the URL argument."""
         assert main(["report", "ftp://x/y"]) == 2

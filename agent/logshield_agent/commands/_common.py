@@ -106,3 +106,16 @@ def parse_when(value: str, now: datetime) -> datetime:
     except ValueError:
         raise ValueError(f"not a time: {value!r} (use e.g. 7d, 24h, 30m, 2026-11-01 or 2026-11-01T12:00Z)") from None
     return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def time_window(since: str | None, until: str | None, now: datetime,
+                default_until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` parsed (a bad value or an empty window is a configuration error)."""
+    try:
+        start = parse_when(since, now) if since else None
+        end = parse_when(until, now) if until else default_until
+    except ValueError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    if start is not None and end is not None and start >= end:
+        fail(f"--since ({start:%Y-%m-%d %H:%M}) must be before --until ({end:%Y-%m-%d %H:%M})", EXIT_CONFIG)
+    return start, end

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .._log import sanitize
 from ..sinks import Sink, SinkError
-from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, parse_when, sink_for_url
+from ._common import EXIT_FAILED, EXIT_OK, fail, sink_for_url, time_window
 
 if TYPE_CHECKING:
     from ..report import VerificationView
@@ -56,13 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from ..report import collect, render_report
 
     now = datetime.now(timezone.utc)
-    try:
-        until = parse_when(args.until, now) if args.until else now
-        since = parse_when(args.since, now)
-    except ValueError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    if since >= until:
-        fail(f"--since ({since:%Y-%m-%d %H:%M}) must be before --until ({until:%Y-%m-%d %H:%M})", EXIT_CONFIG)
+    since, until = time_window(args.since, args.until, now, default_until=now)
+    assert since is not None and until is not None  # --since has a default
     sink = sink_for_url(args.url)
     with sink:
         try:

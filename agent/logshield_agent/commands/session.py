@@ -18,7 +18,7 @@ from typing import Any
 
 from .._log import sanitize
 from ..sinks import Sink, SinkError
-from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, parse_when, print_err, sink_for_url
+from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, print_err, sink_for_url, time_window
 
 HELP = "every record of one session, actor or request, read from the archive, in time order"
 
@@ -94,11 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if query.empty:
         fail("give --session-id, --actor or --request-id", EXIT_CONFIG)
     now = datetime.now(timezone.utc)
-    try:
-        since = parse_when(args.since, now) if args.since else None
-        until = parse_when(args.until, now) if args.until else None
-    except ValueError as exc:
-        fail(str(exc), EXIT_CONFIG)
+    since, until = time_window(args.since, args.until, now)
     sink = sink_for_url(args.url)
     with sink:
         try:

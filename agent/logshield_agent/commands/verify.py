@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._log import sanitize
 from ..sinks import Sink, SinkError
-from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, parse_when, sink_for_url
+from ._common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, sink_for_url, time_window
 
 if TYPE_CHECKING:
     from ..audit import VerifyReport
@@ -150,11 +150,7 @@ def _signer_lines(report: VerifyReport) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     now = datetime.now(timezone.utc)
-    try:
-        since = parse_when(args.since, now) if args.since else None
-        until = parse_when(args.until, now) if args.until else None
-    except ValueError as exc:
-        fail(str(exc), EXIT_CONFIG)
+    since, until = time_window(args.since, args.until, now)
     sink = sink_for_url(args.url)
     started = time.monotonic()
     with sink:
