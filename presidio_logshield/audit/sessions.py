@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SessionQuery", "matching_records"]
+__all__ = ["SessionQuery", "matching_lines", "matching_records"]
 
 
 @dataclass(frozen=True)
@@ -47,20 +47,24 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield from io.BufferedReader(stream)  # type: ignore[arg-type]
 
 
+def matching_lines(lines: Iterable[bytes], query: SessionQuery) -> Iterator[dict[str, Any]]:
+    """The JSON records among ``lines`` that match ``query``, in their order (other lines are skipped)."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and query.matches(record):
+            yield record
+
+
 def matching_records(files: Iterable[str | Path], query: SessionQuery) -> list[dict[str, Any]]:
     """The records of ``files`` that match ``query``, sorted by timestamp (then file order)."""
     found: list[tuple[str, int, dict[str, Any]]] = []
-    order = 0
     for name in files:
-        for line in _lines(Path(name)):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and query.matches(record):
-                found.append((str(record.get("timestamp", "")), order, record))
-                order += 1
+        for record in matching_lines(_lines(Path(name)), query):
+            found.append((str(record.get("timestamp", "")), len(found), record))
     found.sort(key=lambda item: (item[0], item[1]))
     return [record for _, _, record in found]

@@ -42,6 +42,8 @@ def _needles(query: Any) -> list[bytes]:
 def scan(sink: Sink, query: Any, *, since: datetime | None = None, until: datetime | None = None,
          workers: int = 8) -> list[dict[str, Any]]:
     """The archive's records matching ``query`` (``presidio_logshield.audit.SessionQuery``), in time order."""
+    from presidio_logshield.audit.sessions import matching_lines
+
     from ..sinks.keys import parse_key
     from ..transforms.compress import decompress
 
@@ -64,18 +66,11 @@ def scan(sink: Sink, query: Any, *, since: datetime | None = None, until: dateti
         except KeyError:
             return []  # deleted since the listing (retention)
         found = []
-        for line in body.split(b"\n"):
-            if not all(needle in line for needle in needles):
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and query.matches(record):
-                when = str(record.get("timestamp", ""))
-                if (since is None or when >= since.isoformat()[:19]) and (until is None
-                                                                           or when < until.isoformat()[:19]):
-                    found.append((key, record))
+        candidates = (line for line in body.split(b"\n") if all(needle in line for needle in needles))
+        for record in matching_lines(candidates, query):
+            when = str(record.get("timestamp", ""))
+            if (since is None or when >= since.isoformat()[:19]) and (until is None or when < until.isoformat()[:19]):
+                found.append((key, record))
         return found
 
     out: list[tuple[str, str, int, dict[str, Any]]] = []
