@@ -1,0 +1,157 @@
+"""Runtime robustness: reconfiguring logging, signals, re-entrant objects, hung detection, fork, warnings, close.
+
+The cases that used to hang run in a child interpreter with a timeout, so a regression fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from presidio_logshield import JsonFormatter, PIIRedactingHandler, RedactingFilter
+from presidio_logshield.output import NESTED_TOO_DEEP
+from tests.lib.fakes import FakeRedactor
+from tests.lib.fakes import json_lines as lines
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(code: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter; a hang fails the test (timeout) instead of hanging it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env, timeout=timeout,
+                              capture_output=True, text=True, check=False)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"hung (no exit within {timeout:.0f}s); stderr: {exc.stderr!r}")
+
+
+def _deep(depth: int, leaf: object) -> object:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class TestFilterReentrancy:
+    def test_an_extra_object_whose_str_logs(self):
+        """RedactingFilter with an ``extra`` object whose __str__ logs through the same filter: no deadlock on the
+        shared redactor; both records are redacted."""
+        result = _run("""
+            import io, logging
+            from presidio_logshield import RedactingFilter
+            out = io.StringIO()
+            h = logging.StreamHandler(out); h.addFilter(RedactingFilter(detection="patterns"))
+            h.setFormatter(logging.Formatter("%(message)s %(o)s"))
+            log = logging.getLogger("re"); log.propagate = False; log.addHandler(h)
+            class Chatty:
+                def __str__(self):
+                    log.warning("inside alice@example.com", extra={"o": "-"})
+                    return "Chatty(bob@example.com)"
+            log.warning("outer", extra={"o": Chatty()})
+            print(out.getvalue())
+        """, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "outer Chatty(<EMAIL_ADDRESS>)" in result.stdout and "@example.com" not in result.stdout
+
+
+class TestSharedRedactorDeadline:
+    @pytest.mark.parametrize("component", ["filter", "formatter"])
+    def test_a_hung_call_holding_the_shared_redactor(self, component):
+        """A detection call the handler abandoned still holds the shared redactor: the filter or formatter waits
+        only its detection_timeout, withholds that record, and the next record gets a fresh redactor."""
+        result = _run(f"""
+            import io, logging, sys, threading
+            from presidio_logshield import JsonFormatter, PIIRedactingHandler, RedactingFilter
+            from presidio_logshield import redactor as R
+            detect = R.Redactor._detect
+            def hanging(self, items):
+                if any("HANG" in text for text, _ in items):
+                    threading.Event().wait()
+                return detect(self, items)
+            R.Redactor._detect = hanging
+            shield = PIIRedactingHandler(stream=io.StringIO(), detection="patterns", chain=False,
+                                         detection_timeout=0.5, asynchronous=False)
+            a = logging.getLogger("a"); a.propagate = False; a.addHandler(shield)
+            plain = logging.StreamHandler(sys.stdout)
+            if {component!r} == "filter":
+                plain.addFilter(RedactingFilter(detection="patterns", detection_timeout=0.5))
+            else:
+                plain.setFormatter(JsonFormatter(redaction={{"detection": "patterns"}}, detection_timeout=0.5))
+            b = logging.getLogger("b"); b.propagate = False; b.addHandler(plain)
+            b.warning("before alice@example.com")
+            a.warning("HANG")
+            b.warning("during alice@example.com")
+            b.warning("after alice@example.com")
+            print("returned")
+        """)
+        assert result.returncode == 0 and "returned" in result.stdout, result.stderr
+        out = result.stdout.splitlines()
+        assert "alice@" not in result.stdout
+        assert "before <EMAIL_ADDRESS>" in out[0] and "withheld" in out[1] and "after <EMAIL_ADDRESS>" in out[2]
+
+
+class TestFork:
+    def test_fork_while_another_thread_loads_the_shared_redactor(self):
+        """A child forked while a thread loads the shared redactor (imports included) redacts its own records
+        instead of blocking on locks the vanished thread held; no traceback in the parent."""
+        result = _run("""
+            import logging, os, sys, threading, time
+            from presidio_logshield import JsonFormatter
+            h = logging.StreamHandler(sys.stdout); h.setFormatter(JsonFormatter(redaction={"detection": "patterns"}))
+            log = logging.getLogger("fl"); log.propagate = False; log.setLevel(10); log.addHandler(h)
+            th = threading.Thread(target=lambda: log.info("thread alice@example.com")); th.start()
+            time.sleep(0.3)
+            pid = os.fork()
+            if pid == 0:
+                log.info("child bob@example.com"); sys.stdout.flush(); os._exit(0)
+            th.join()
+            print("child status", os.waitpid(pid, 0)[1])
+        """, timeout=90)
+        assert result.returncode == 0, result.stderr
+        assert "child <EMAIL_ADDRESS>" in result.stdout and "child status 0" in result.stdout
+        assert "Traceback" not in result.stderr
+
+
+class TestFilterNames:
+    def test_logger_thread_and_process_names_are_redacted(self):
+        """RedactingFilter redacts personal data in the logger, thread and process names."""
+        out = io.StringIO()
+        stream = logging.StreamHandler(out)
+        stream.addFilter(RedactingFilter(redactor=FakeRedactor()))
+        stream.setFormatter(logging.Formatter("%(name)s|%(threadName)s|%(processName)s|%(message)s"))
+        log = logging.getLogger("app john@example.com")
+        log.propagate, log.handlers[:] = False, [stream]
+        record = log.makeRecord(log.name, logging.WARNING, __file__, 1, "hello", None, None)
+        record.threadName, record.processName = "session john@x.com", "worker mary@example.org"
+        log.handle(record)
+        assert out.getvalue().strip() == "app <EMAIL_ADDRESS>|session <EMAIL_ADDRESS>|worker <EMAIL_ADDRESS>|hello"
+
+
+class TestDeepNesting:
+    def test_handler_redacts_deep_extra_to_a_depth_limit(self, make_logger):
+        """An ``extra`` value nested 1000 deep: the record is written redacted; only the part below the depth
+        limit is replaced."""
+        out = io.StringIO()
+        log = make_logger(PIIRedactingHandler(stream=out, detection="patterns", asynchronous=False, chain=False))
+        log.warning("mail alice@example.com", extra={"deep": _deep(1000, "bob@example.com"), "user": "c@d.io"})
+        [doc] = lines(out)
+        assert doc["message"] == "mail <EMAIL_ADDRESS>" and doc["user"] == "<EMAIL_ADDRESS>"
+        assert NESTED_TOO_DEEP in json.dumps(doc["deep"]) and "@example.com" not in out.getvalue()
+
+    def test_filter_and_formatter_redact_deep_extra_to_a_depth_limit(self):
+        """RedactingFilter and JsonFormatter likewise keep the record and cut only what is too deep."""
+        record = logging.makeLogRecord({"name": "app", "levelno": 30, "levelname": "WARNING",
+                                        "msg": "mail alice@example.com", "deep": _deep(1000, "bob@example.com")})
+        text = JsonFormatter(redaction={"detection": "patterns"}).format(logging.makeLogRecord(record.__dict__))
+        assert "mail <EMAIL_ADDRESS>" in text and "@example.com" not in text
+        RedactingFilter(detection="patterns").filter(record)
+        assert record.getMessage() == "mail <EMAIL_ADDRESS>" and NESTED_TOO_DEEP in json.dumps(record.deep)
