@@ -44,10 +44,10 @@ class TestHungDetection:
             fake.release.set()
 
     def test_abandoned_threads_are_bounded(self, make_logger):
-        """With two hung calls still running, further batches are withheld at once instead of starting threads;
+        """With two hung calls still computing, further batches are withheld at once instead of starting threads;
         once the hung calls return, records are redacted again."""
         out = io.StringIO()
-        fake = FakeRedactor(hang_on="HANG", hang_seconds=30)
+        fake = FakeRedactor(hang_on="HANG", hang_seconds=30, spin=True)
         handler = PIIRedactingHandler(stream=out, redactor=fake, detection_timeout=0.2, asynchronous=False)
         log = make_logger(handler)
         before = set(_detect_threads())

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from presidio_logshield import JsonFormatter, PIIRedactingHandler, RedactingFilter
+from presidio_logshield.config import load_handler_config
 from presidio_logshield.output import NESTED_TOO_DEEP
+from presidio_logshield.pipeline import Pipeline
+from presidio_logshield.record import RecordSnapshot, snapshot
 from tests.lib.fakes import FakeRedactor
 from tests.lib.fakes import json_lines as lines
 
@@ -119,6 +122,46 @@ class TestFork:
         assert result.returncode == 0, result.stderr
         assert "child <EMAIL_ADDRESS>" in result.stdout and "child status 0" in result.stdout
         assert "Traceback" not in result.stderr
+
+
+class TestDetectionRetry:
+    def test_a_timed_out_batch_withholds_only_the_hanging_record(self):
+        """When a batch overruns detection_timeout, its records are tried again alone: only the one that hangs is
+        withheld."""
+        fake = FakeRedactor(hang_on="HANG", hang_seconds=30)
+        pipeline = Pipeline(load_handler_config(detection_timeout=0.5), lambda: fake)
+        try:
+            text = pipeline.render([_snap(msg) for msg in ("one a@b.io", "HANG c@d.io", "two e@f.io")]).decode()
+        finally:
+            fake.release.set()
+            pipeline.close()
+        docs = [json.loads(line) for line in text.splitlines()]
+        assert [d["redaction"] for d in docs][1] == {"error": "DetectionTimeout", "withheld": True}
+        assert [docs[0]["message"], docs[2]["message"]] == ["one <EMAIL_ADDRESS>", "two <EMAIL_ADDRESS>"]
+        assert "c@d.io" not in text
+
+    def test_records_are_redacted_again_after_calls_that_never_return(self, make_logger):
+        """Three detection calls hung for good (waiting, not computing) do not make every later record
+        DetectionStuck: later records are redacted."""
+        out = io.StringIO()
+        fake = FakeRedactor(hang_on="HANG", hang_seconds=30)
+        handler = PIIRedactingHandler(stream=out, redactor=fake, detection_timeout=0.2, asynchronous=False,
+                                      chain=False)
+        log = make_logger(handler)
+        try:
+            for i in range(3):
+                log.info("HANG %d", i)
+            log.info("later a@b.io")
+            docs = lines(out)
+        finally:
+            fake.release.set()
+        assert [d["redaction"].get("error") for d in docs[:3]] == ["DetectionTimeout"] * 3
+        assert docs[3]["message"] == "later <EMAIL_ADDRESS>"
+
+
+def _snap(message: str) -> RecordSnapshot:
+    return snapshot(logging.makeLogRecord({"msg": message, "name": "test.pipeline", "levelno": 20,
+                                           "levelname": "INFO"}))
 
 
 class TestFilterNames:
