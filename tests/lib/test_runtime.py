@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,60 @@ def _deep(depth: int, leaf: object) -> object:
     for _ in range(depth):
         value = [value]
     return value
+
+
+class TestReconfiguration:
+    @pytest.mark.parametrize("how", ["dictConfig", "basicConfig"])
+    def test_reconfiguring_right_after_the_first_record_does_not_hang(self, tmp_path, how):
+        """dictConfig twice or basicConfig(force=True) while the worker still imports Presidio (which needs
+        logging's module lock that close() runs under) returns; the record accepted before is written redacted."""
+        log = tmp_path / "app.log"
+        result = _run(f"""
+            import logging, logging.config
+            cfg = {{"version": 1, "handlers": {{"shield": {{"class": "presidio_logshield.PIIRedactingHandler",
+                    "filename": {str(log)!r}, "detection": "patterns", "chain": False}}}},
+                    "root": {{"handlers": ["shield"], "level": "INFO"}}}}
+            logging.config.dictConfig(cfg)
+            logging.getLogger("app").warning("first mail alice@example.com")
+            if {how!r} == "dictConfig":
+                logging.config.dictConfig({{"version": 1, "root": {{"level": "INFO"}}}})
+            else:
+                logging.basicConfig(force=True)
+            print("returned")
+        """)
+        assert result.returncode == 0 and "returned" in result.stdout, result.stderr
+        docs = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [d["message"] for d in docs] == ["first mail <EMAIL_ADDRESS>"]
+
+
+class TestSignalReentrancy:
+    @pytest.mark.parametrize("call", ["stats", "flush"])
+    def test_a_signal_handler_that_logs_during_stats_or_flush(self, call):
+        """A signal handler logging while the main thread is inside stats() or flush() does not deadlock; its
+        records are written."""
+        result = _run(f"""
+            import io, logging, signal, time
+            from presidio_logshield import PIIRedactingHandler
+            out = io.StringIO()
+            h = PIIRedactingHandler(stream=out, detection="patterns", chain=False)
+            log = logging.getLogger("sig"); log.propagate = False; log.addHandler(h); log.setLevel(10)
+            fired = [0]
+            def on_alarm(signum, frame):
+                fired[0] += 1
+                log.warning("alarm %d for bob@example.com", fired[0])
+            signal.signal(signal.SIGALRM, on_alarm)
+            log.info("warm"); h.flush()
+            signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+            end = time.monotonic() + 3
+            while time.monotonic() < end:
+                h.{call}()
+            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            h.close()
+            print(fired[0], out.getvalue().count('"alarm'), "bob@" in out.getvalue())
+        """)
+        assert result.returncode == 0, result.stderr
+        fired, written, leaked = result.stdout.split()
+        assert int(fired) > 0 and int(written) > 0 and leaked == "False"
 
 
 class TestFilterReentrancy:
@@ -123,6 +178,28 @@ class TestFork:
         assert "child <EMAIL_ADDRESS>" in result.stdout and "child status 0" in result.stdout
         assert "Traceback" not in result.stderr
 
+    def test_fork_does_not_wait_for_a_batch_in_detection(self):
+        """os.fork() while the worker's batch is in detection returns without waiting for that batch."""
+        result = _run("""
+            import io, logging, os, threading
+            from presidio_logshield import PIIRedactingHandler
+            from presidio_logshield.summary import NOTHING_FOUND
+            entered, forked = threading.Event(), threading.Event()
+            class Blocking:
+                def redact_batch(self, values):
+                    entered.set(); forked.wait(); return [(v, NOTHING_FOUND) for v in values]
+                def pseudonym(self, *args): return ""
+            out = io.StringIO()
+            h = PIIRedactingHandler(stream=out, redactor=Blocking(), detection_timeout=300, chain=False)
+            log = logging.getLogger("f"); log.propagate = False; log.addHandler(h); log.setLevel(10)
+            log.info("x"); entered.wait()
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            forked.set(); os.waitpid(pid, 0); h.flush(); print(out.getvalue().count('"x"'))
+        """, timeout=30)
+        assert result.returncode == 0 and result.stdout.split() == ["1"], result.stderr
+
 
 class TestDetectionRetry:
     def test_a_timed_out_batch_withholds_only_the_hanging_record(self):
@@ -162,6 +239,48 @@ class TestDetectionRetry:
 def _snap(message: str) -> RecordSnapshot:
     return snapshot(logging.makeLogRecord({"msg": message, "name": "test.pipeline", "levelno": 20,
                                            "levelname": "INFO"}))
+
+
+class TestOwnWarnings:
+    def test_missing_model_warning_reaches_stderr_once_with_captured_warnings(self):
+        """logging.captureWarnings(True) routes the 'no spaCy pipeline' warning, raised on the handler's worker,
+        into the handler itself, which cannot take it: it is written to stderr, once."""
+        result = _run("""
+            import io, logging
+            logging.captureWarnings(True)
+            from presidio_logshield import PIIRedactingHandler
+            out = io.StringIO()
+            h = PIIRedactingHandler(stream=out, chain=False, spacy_model="xx_not_installed_model")
+            logging.getLogger().addHandler(h); logging.getLogger().setLevel(logging.INFO)
+            logging.getLogger("app").error("mail alice@example.com")
+            h.flush()
+            logging.getLogger("app").error("again bob@example.com")
+            h.close()
+            print(out.getvalue())
+        """, timeout=90)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("no spaCy pipeline installed") == 1
+        assert "mail <EMAIL_ADDRESS>" in result.stdout
+
+
+class TestAfterClose:
+    def test_records_after_close_are_written_redacted_and_counted(self, tmp_path):
+        """A record emitted after close() is written, redacted, to the file (reopened, like a stdlib FileHandler)
+        and counted in stats().after_close."""
+        path = tmp_path / "app.log"
+        handler = PIIRedactingHandler(str(path), redactor=FakeRedactor(), chain=False)
+        log = logging.getLogger("test.after_close")
+        log.propagate, log.handlers[:] = False, [handler]
+        try:
+            log.warning("before a@b.io")
+            handler.close()
+            log.warning("after c@d.io")
+        finally:
+            log.handlers[:] = []
+            handler.close()
+        docs = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [d["message"] for d in docs] == ["before <EMAIL_ADDRESS>", "after <EMAIL_ADDRESS>"]
+        assert handler.stats().after_close == 1 and not threading.current_thread().name.startswith("logshield")
 
 
 class TestFilterNames:
