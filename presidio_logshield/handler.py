@@ -205,7 +205,9 @@ class PIIRedactingHandler(logging.Handler):
     def _write_now(self, snaps: list[RecordSnapshot]) -> None:
         """Write on the caller's thread (synchronous mode, no worker, or after close)."""
         self._write(snaps)
-        if self._finalized:  # closed: the file is opened for the write and released again
+        if self._finalized:  # closed: the file is opened for the write and released again, and so is the thread
+            with contextlib.suppress(Exception):
+                self.pipeline.close()
             with self._io_lock, contextlib.suppress(Exception):
                 self._release_files()
 
