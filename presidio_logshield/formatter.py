@@ -6,7 +6,10 @@ so for records without personal data the output is byte-for-byte python-json-log
 
 Two more hooks: ``add_fields`` keeps the key names of %-mapping args (``"pw %(password)s"``: the value under a secret
 name is replaced as such), and ``format`` never raises — a record that cannot be formatted (a bad template) is
-written fail-closed, so the handler's ``handleError`` never prints the record's raw arguments.
+written fail-closed, so the handler's ``handleError`` never prints the record's raw arguments. Fail-closed too: a
+record whose redaction would wait longer than ``detection_timeout`` for the shared redactor (a hung call elsewhere
+holds it; it is then replaced), and one formatted on a thread that is itself inside this redaction (a signal
+handler that logs).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from pythonjsonlogger.core import LogData
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from .config import RedactionConfig, load_redaction_config
-from .output import message_inputs, restore_message, secret_key_test
+from .output import limit_depth, message_inputs, restore_message, secret_key_test
 from .record import KeyedMessage
-from .redaction import shared_redactor
+from .redaction import BoundedRedactor
+from .redaction import detection_timeout as _detection_timeout
 from .summary import RedactionSummary
 
 __all__ = ["JsonFormatter"]
@@ -33,21 +37,23 @@ class JsonFormatter(_JsonFormatter):
     """A drop-in ``pythonjsonlogger.json.JsonFormatter`` that redacts PII and secrets (fails closed)."""
 
     def __init__(self, *args: Any, redaction: RedactionConfig | dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+                 detection_timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if isinstance(redaction, RedactionConfig):
             self.redaction_config = redaction
         else:
             self.redaction_config = load_redaction_config(**dict(redaction or {}))
-        self._redactor: Any = None
+        self._bounded = BoundedRedactor(self.redaction_config, _detection_timeout(detection_timeout))
         self._is_secret: Any = None
         self._pending = threading.local()  # from add_fields to jsonify_log_record, within one format() call
 
     @property
     def redactor(self) -> Any:
-        if self._redactor is None:
-            self._redactor = shared_redactor(self.redaction_config)
-        return self._redactor
+        return self._bounded.redactor
+
+    @property
+    def detection_timeout(self) -> float:
+        return self._bounded.timeout
 
     def format(self, record: logging.LogRecord) -> str:
         try:
@@ -81,7 +87,10 @@ class JsonFormatter(_JsonFormatter):
         })
 
     def jsonify_log_record(self, log_data: LogData) -> str:
-        text = super().jsonify_log_record(log_data)
+        try:
+            text = super().jsonify_log_record(log_data)
+        except RecursionError:  # an ``extra`` value nested too deep for JSON: cut there, keep the rest
+            text = super().jsonify_log_record(limit_depth(log_data))
         try:
             return self._redact_json(text)
         except Exception as exc:
@@ -96,13 +105,13 @@ class JsonFormatter(_JsonFormatter):
         except ValueError:  # a custom serialiser that does not produce JSON: treat the output as text
             if pending is not None:
                 raise
-            redacted, summary = self.redactor.redact_text(text)
+            redacted, summary = self._bounded.redact_text(text)
             return redacted if summary else text
         if pending is None:
-            [(redacted, summary)] = self.redactor.redact_batch([data])
+            [(redacted, summary)] = self._bounded.redact_batch([data])
         else:  # the message's values under secret key names, redacted under their keys, put back in place
             key, secrets = pending
-            [(redacted, summary), (secrets, found)] = self.redactor.redact_batch([data, secrets])
+            [(redacted, summary), (secrets, found)] = self._bounded.redact_batch([data, secrets])
             if isinstance(redacted, dict) and key in redacted:
                 redacted[key] = restore_message(redacted[key], secrets)
             merged = RedactionSummary()

@@ -8,6 +8,11 @@ Every line has the same top-level shape — ``timestamp`` (RFC 3339, UTC), ``lev
 writes that field on this line — so an application value is never taken for the handler's own (a fake redaction
 summary) nor overwritten by it. Logger and thread names are application text too: they are redacted (see the
 pipeline), and a fail-closed line names them only once they have been seen redacted.
+
+Values are made plain before they reach the redactor (:func:`plain_value`): any object other than text, numbers and
+containers is turned into its ``str()`` here — outside the redactor's lock, so an object whose ``__str__`` logs, blocks
+or hangs never holds up other users of a shared redactor — and containers nested deeper than :data:`MAX_NESTING` are
+cut off with a placeholder instead of failing the whole record.
 """
 
 from __future__ import annotations
@@ -21,18 +26,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .record import KeyedMessage, RecordSnapshot
+from .record import KeyedMessage, RecordSnapshot, safe_str
 from .summary import NOTHING_FOUND
 
 __all__ = [
+    "MAX_NESTING",
+    "NESTED_TOO_DEEP",
     "RESERVED_FIELDS",
     "WITHHELD_NAME",
     "dropped_records_document",
     "encode",
     "encode_lines",
     "failed_closed_document",
+    "limit_depth",
     "message_inputs",
     "name_inputs",
+    "plain_value",
     "redact_documents",
     "redaction_inputs",
     "restore_message",
@@ -57,6 +66,12 @@ RESERVED_FIELDS = frozenset({
 WITHHELD_NAME = "<withheld>"
 #: ``raw name -> (redacted name, summary)``, as the pipeline caches them.
 NameCache = Mapping[str, tuple[str, Any]]
+#: Containers nested deeper than this (in ``extra``, a dict message, ``log_context``) are written as
+#: :data:`NESTED_TOO_DEEP`; the redactor reads what lies below its own, smaller, depth limit as JSON text.
+MAX_NESTING = 64
+NESTED_TOO_DEEP = "<logshield: nested too deep>"
+#: Values handed to the redactor as they are: no code of the application's runs when they are read.
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes, complex})
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -166,22 +181,101 @@ def restore_message(message: Any, secrets: Any) -> Any:
     return message
 
 
+def plain_value(value: Any, depth: int = 0) -> Any:
+    """``value`` with every object that is not text, a number or a container replaced by its ``str()`` (or
+    ``<unprintable TYPE: ERROR>``), dict keys made text likewise, sets as their text, bytearrays as bytes, and
+    containers deeper than :data:`MAX_NESTING` as :data:`NESTED_TOO_DEEP`. Returns ``value`` itself when it is already
+    plain (the common case: no copy)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        if depth >= MAX_NESTING:
+            return NESTED_TOO_DEEP
+        for key, item in value.items():
+            if type(key) is not str or type(item) not in _PLAIN:
+                break
+        else:
+            return value
+        return {key if type(key) is str else _plain_key(key): plain_value(item, depth + 1)
+                for key, item in list(value.items())}
+    if kind is list or kind is tuple:
+        if depth >= MAX_NESTING:
+            return NESTED_TOO_DEEP
+        if all(type(item) in _PLAIN for item in value):
+            return value
+        items = [plain_value(item, depth + 1) for item in list(value)]
+        return items if kind is list else tuple(items)
+    if isinstance(value, (str, int, float)):  # subclasses: the redactor reads them as text or numbers
+        return value
+    if isinstance(value, tuple):  # a named tuple keeps its type: its field names act as keys
+        if depth >= MAX_NESTING:
+            return NESTED_TOO_DEEP
+        items = [plain_value(item, depth + 1) for item in value]
+        make = getattr(kind, "_make", None)
+        try:
+            return make(items) if make is not None else tuple(items)
+        except Exception:  # noqa: BLE001 - a tuple subclass with an unusual constructor
+            return tuple(items)
+    if isinstance(value, Mapping):
+        if depth >= MAX_NESTING:
+            return NESTED_TOO_DEEP
+        try:
+            pairs = list(value.items())
+        except Exception as exc:  # noqa: BLE001 - an unreadable mapping is text like any other object
+            return f"<unprintable {kind.__name__}: {type(exc).__name__}>"
+        return {key if type(key) is str else _plain_key(key): plain_value(item, depth + 1) for key, item in pairs}
+    if isinstance(value, list):
+        if depth >= MAX_NESTING:
+            return NESTED_TOO_DEEP
+        return [plain_value(item, depth + 1) for item in list(value)]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return safe_str(value)
+
+
+def limit_depth(value: Any, depth: int = 0) -> Any:
+    """``value`` with containers (dicts, lists, tuples) deeper than :data:`MAX_NESTING` replaced by
+    :data:`NESTED_TOO_DEEP`; everything else as it is."""
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_NESTING:
+        return NESTED_TOO_DEEP
+    if isinstance(value, dict):
+        return {key: limit_depth(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [limit_depth(item, depth + 1) for item in value]
+    return value
+
+
+def _plain_key(key: Any) -> Any:
+    return key if type(key) in _PLAIN else safe_str(key)
+
+
 def redaction_inputs(snaps: Sequence[RecordSnapshot], exclude: frozenset[str] = frozenset(),
-                     is_secret: Callable[[str], bool] | None = None) -> list[Any]:
-    """The values of each snapshot that may carry personal data, flattened for one batched redaction; fields in
-    ``exclude`` (pseudonymised as a whole) are left out; ``is_secret`` decides a keyed message's secret keys."""
+                     is_secret: Callable[[str], bool] | None = None, progress: list[int] | None = None) -> list[Any]:
+    """The values of each snapshot that may carry personal data, made plain (:func:`plain_value`) and flattened for
+    one batched redaction; fields in ``exclude`` (pseudonymised as a whole) are left out; ``is_secret`` decides a
+    keyed message's secret keys. ``progress[0]`` is set to the index of the snapshot whose values are being made
+    plain (``str()`` of the application's objects runs there), then to -1."""
     values: list[Any] = []
-    for snap in snaps:
+    for index, snap in enumerate(snaps):
+        if progress is not None:
+            progress[0] = index
         exc = snap.exception
         message, secrets = message_inputs(snap.message, is_secret)
+        if type(message) is not str:
+            message = plain_value(message)
+        extra = {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else snap.extra  # never mutated
+        context = {k: v for k, v in snap.context.items() if k not in exclude} if exclude else dict(snap.context)
         values.extend((
             message,
-            {k: v for k, v in snap.extra.items() if k not in exclude} if exclude else snap.extra,  # never mutated
-            {k: v for k, v in snap.context.items() if k not in exclude} if exclude else dict(snap.context),
+            plain_value(extra) if extra else extra,
+            plain_value(context) if context else context,
             None if exc is None else {"type": exc.type, "message": exc.message, "traceback": exc.traceback},
             snap.stack_info,
             secrets,
         ))
+    if progress is not None:
+        progress[0] = -1
     return values
 
 

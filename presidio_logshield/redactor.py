@@ -27,7 +27,7 @@ from .detection import SECRET_ENTITIES, DetectionEngine, Finding
 from .operators import Operators, apply_findings
 from .summary import NOTHING_FOUND, RedactionSummary
 
-__all__ = ["RedactionSummary", "Redactor"]
+__all__ = ["RedactionSummary", "Redactor", "RedactorBusy"]
 
 #: Strings longer than this are detected every time (not cached).
 CACHE_MAX_TEXT = 2048
@@ -73,6 +73,10 @@ def _key_hint(key: str) -> str | None:
     return None
 
 
+class RedactorBusy(TimeoutError):
+    """``redact_batch(timeout=…)`` could not start: another call has been inside the redactor for that long."""
+
+
 _Findings = tuple[Finding, ...]
 #: Containers that may be a ``(name, value)`` pair inside a list.
 _PAIRS = (tuple, list)
@@ -84,8 +88,8 @@ _KeyKind = tuple[str, "str | None", "str | None", "tuple[str, str] | None", bool
 class Redactor:
     """Detects and replaces PII and secrets in texts and JSON-like values.
 
-    Call from one thread at a time. Safe to keep using in a forked child (no threads, no open sockets;
-    the cache lock is recreated after ``fork``).
+    Calls are serialised by a lock (a caller may bound its wait with ``timeout=``). Safe to keep using in a forked
+    child (no threads, no open sockets; the lock is recreated after ``fork``).
     """
 
     def __init__(self, config: RedactionConfig) -> None:
@@ -120,13 +124,21 @@ class Redactor:
 
     # ------------------------------------------------------------------------------------------ public
 
-    def redact_text(self, text: str) -> tuple[str, RedactionSummary]:
-        """Redact one string."""
-        return self.redact_batch([text])[0]  # type: ignore[return-value]
+    def locked(self) -> bool:
+        """True while a call is inside the redactor (e.g. one a caller abandoned as hung)."""
+        return self._lock.locked()
 
-    def redact_batch(self, values: Sequence[Any]) -> list[tuple[Any, RedactionSummary]]:
-        """Redact many JSON-like values with one detection pass over their unique strings."""
-        with self._lock:
+    def redact_text(self, text: str, *, timeout: float | None = None) -> tuple[str, RedactionSummary]:
+        """Redact one string."""
+        return self.redact_batch([text], timeout=timeout)[0]  # type: ignore[return-value]
+
+    def redact_batch(self, values: Sequence[Any], *, timeout: float | None = None
+                     ) -> list[tuple[Any, RedactionSummary]]:
+        """Redact many JSON-like values with one detection pass over their unique strings. With ``timeout``, raise
+        :class:`RedactorBusy` rather than wait longer than that for another call to leave the redactor."""
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            raise RedactorBusy(f"the redactor has been busy for {timeout:.1f}s")
+        try:
             wanted: dict[tuple[str, str | None], None] = {}
             for value in values:
                 if type(value) is str:  # the common values first: a message, an absent exception
@@ -142,6 +154,8 @@ class Redactor:
                 hits: list[tuple[str, str]] = []
                 results.append((self._rebuild(value, None, 0, found, hits), RedactionSummary.of(hits)))
             return results
+        finally:
+            self._lock.release()
 
     def pseudonym(self, entity_type: str, value: str) -> str:
         """The keyed pseudonym of ``value`` (the ``pseudonym`` operator), e.g. for ``pseudonym_fields``."""

@@ -2,7 +2,8 @@
 
 ``put`` is all the application thread ever does. The overflow policy decides what happens when the queue is
 full (wait up to a timeout, drop the newest, or drop the oldest); every drop is counted and reported in the
-output. ``drain`` waits until everything accepted before the call has been written.
+output. ``wait_done`` waits (bounded) until everything accepted before the call has been written. A closed queue
+refuses new items (:class:`QueueClosed`) and the worker leaves once it has drained it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from typing import Any
 
 from .pipeline import mark_logshield_thread
 
-__all__ = ["QueueStats", "RecordQueue", "Worker"]
+__all__ = ["QueueClosed", "QueueStats", "RecordQueue", "Worker"]
+
+
+class QueueClosed(Exception):
+    """The queue was closed: the item was not taken (the handler writes it itself)."""
 
 
 @dataclass(frozen=True)
@@ -25,8 +30,10 @@ class QueueStats:
     written: int
     dropped: int
     queued: int
-    #: Records logged from inside the handler's own work (its threads, or re-entrant calls), not taken.
+    #: Records logged from the handler's own threads (or nested inside a re-entrant record), not taken.
     diverted: int = 0
+    #: Records emitted after ``close()``: written synchronously on the caller's thread, not queued.
+    after_close: int = 0
 
 
 class RecordQueue:
@@ -45,7 +52,10 @@ class RecordQueue:
         self.dropped = 0
 
     def put(self, item: Any) -> bool:
+        """True when queued, False when dropped by the overflow policy; raises :class:`QueueClosed` once closed."""
         with self._cond:
+            if self._closed:
+                raise QueueClosed
             wake = self._takers > 0  # Condition.notify_all costs a microsecond of Python even with nobody waiting
             if len(self._items) >= self.maxsize:
                 if self.overflow == "drop_oldest":
@@ -59,6 +69,8 @@ class RecordQueue:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0 or not self._cond.wait(remaining):
                             break
+                    if self._closed:
+                        raise QueueClosed
                     if len(self._items) >= self.maxsize:
                         self.dropped += 1
                         return False
@@ -102,6 +114,14 @@ class RecordQueue:
                 self._cond.wait(remaining)
             return True
 
+    def take_all(self) -> list[Any]:
+        """Everything still queued (the caller must :meth:`mark_done` it)."""
+        with self._cond:
+            items = list(self._items)
+            self._items.clear()
+            self._cond.notify_all()
+            return items
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -125,12 +145,15 @@ class RecordQueue:
 
 
 class Worker:
-    """One daemon thread: take a batch, hand it to ``process`` (which writes it), mark it done."""
+    """One daemon thread: take a batch, hand it to ``process`` (which writes it), mark it done; once the queue is
+    closed and drained, call ``on_exit`` and leave."""
 
-    def __init__(self, queue: RecordQueue, batch_size: int, process: Callable[[list[Any]], None]) -> None:
+    def __init__(self, queue: RecordQueue, batch_size: int, process: Callable[[list[Any]], None], *,
+                 on_exit: Callable[[], None] | None = None) -> None:
         self.queue = queue
         self.batch_size = batch_size
         self.process = process
+        self.on_exit = on_exit
         self.thread = threading.Thread(target=self._run, name="logshield-worker", daemon=True)
 
     def start(self) -> None:
@@ -146,9 +169,13 @@ class Worker:
                 finally:
                     self.queue.mark_done(len(batch))
             elif self.queue.closed:
+                if self.on_exit is not None:
+                    self.on_exit()
                 return
 
-    def stop(self, timeout: float | None) -> None:
+    def stop(self, timeout: float | None) -> bool:
+        """Close the queue and wait up to ``timeout`` for the thread to drain it; True once it has left."""
         self.queue.close()
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(timeout)
+        return not self.thread.is_alive()

@@ -32,11 +32,12 @@ class FakeSummary:
 
 
 class FakeRedactor:
-    """Replaces e-mail addresses and values under a ``password`` key; can be told to fail or hang. With
-    ``serialised=True`` one batch at a time, like the real Redactor (a hung batch holds up every caller)."""
+    """Replaces e-mail addresses and values under a ``password`` key; can be told to fail or hang (waiting, or with
+    ``spin=True`` computing, like a runaway pattern). With ``serialised=True`` one batch at a time, like the real Redactor (a hung batch holds up every caller)."""
 
     def __init__(self, *, fail_on: str | None = None, hang_on: str | None = None, hang_seconds: float = 5.0,
-                 serialised: bool = False):
+                 serialised: bool = False, spin: bool = False):
+        self.spin = spin
         self.fail_on = fail_on
         self.hang_on = hang_on
         self.hang_seconds = hang_seconds
@@ -48,7 +49,12 @@ class FakeRedactor:
         if self.fail_on and self.fail_on in text:
             raise RuntimeError("detector exploded")
         if self.hang_on and self.hang_on in text:
-            self.release.wait(self.hang_seconds)
+            if self.spin:
+                deadline = time.monotonic() + self.hang_seconds
+                while not self.release.is_set() and time.monotonic() < deadline:
+                    pass
+            else:
+                self.release.wait(self.hang_seconds)
         summary = FakeSummary()
         count = len(EMAIL.findall(text))
         if count:
