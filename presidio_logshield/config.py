@@ -312,7 +312,9 @@ class HandlerConfig(_Frozen):
     host: str = Field(default_factory=socket.gethostname)
     #: Redact and write on a background worker (``emit`` only enqueues); False for scripts and tests.
     asynchronous: bool = True
-    queue_size: int = Field(default=10_000, ge=1)
+    #: Records waiting for the worker. A burst up to this size costs the caller only the capture (about 0.5 KB a
+    #: record of memory while queued); a longer one meets ``overflow``.
+    queue_size: int = Field(default=50_000, ge=1)
     #: What ``emit`` does when the queue is full.
     overflow: Literal["block", "drop_newest", "drop_oldest"] = "block"
     #: With ``overflow=block``: how long ``emit`` may wait before dropping (and counting) the record.
