@@ -331,8 +331,7 @@ class Tailer:
                 waiting += 1
             elif not reopened:
                 seen.discard((stream.dev, stream.ino))
-        # Biggest first: of a file and its (older, shorter) copy, the file is followed and the copy is the alias.
-        for path, inode, _ in sorted(unknown, key=lambda item: -item[2]):
+        for path, inode, _ in sorted(unknown, key=self._identification_order()):
             if inode in self._by_inode:
                 continue
             if waiting or not self._free_descriptor():
@@ -349,6 +348,27 @@ class Tailer:
             log.info("files wait for a free descriptor (all open files have data to read or ship)",
                      extra={"waiting": waiting, "open_files": self.open_files, "limit": self.descriptors.limit})
         return seen
+
+    def _identification_order(self) -> Callable[[tuple[str, tuple[int, int], int]], tuple[bool, int, int]]:
+        """Sort key for unknown files: the file a checkpointed stream was last followed in first (its copies must
+        not take its stream), then the biggest (of a file and its older, shorter copy, the file is followed and
+        the copy is the alias), then a file at a stream's last path before other files, and recorded copies last
+        (a copy taken while the agent was down is as big as its original)."""
+        hinted: set[str] = set()
+        paths: dict[str, int] = {}
+        for sid, state in self.checkpointer.streams.items():
+            if state.copy_of is not None:
+                paths.setdefault(state.path, 2)
+            elif sid not in self.streams:
+                paths[state.path] = 0
+                if state.inode is not None:
+                    hinted.add(state.inode)
+
+        def key(item: tuple[str, tuple[int, int], int]) -> tuple[bool, int, int]:
+            path, inode, size = item
+            return f"{inode[0]}:{inode[1]}" not in hinted, -size, paths.get(path, 1)
+
+        return key
 
     def _reopen(self, stream: Stream, now: float) -> bool | None:
         """Reopen a parked file that changed: True; None when no descriptor was granted (retried next scan);
