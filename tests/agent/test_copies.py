@@ -91,6 +91,49 @@ class TestCopyInProgress:
         assert stored_lines(tmp_path / "store") == Counter(expected)
 
 
+class TestLookAlikeNewFile:
+    """A new active file holding so far only what the previous file started with is not that file's copy."""
+
+    def _rotate(self, tmp_path, first: list[str], *, delete: bool = False, restart: bool = False) -> Counter:
+        p = make_pipeline(tmp_path)
+        log = tmp_path / "logs" / "app.log"
+        expected = write(log, *first, *numbered("old", 50))
+        steps(p)
+        if delete:
+            log.unlink()
+        else:
+            os.rename(log, tmp_path / "logs" / "app.log.1")
+        expected += write(log, *first)  # the application reopens its log and writes its banner
+        steps(p)
+        if restart:
+            p.close()
+            p = make_pipeline(tmp_path)
+        expected += write(log, *numbered("new", 5))
+        steps(p)
+        p.close()
+        return Counter(expected)
+
+    def test_constant_header_after_rename(self, tmp_path):
+        """The banner of the new file ships, although it was all the file held when first seen."""
+        expected = self._rotate(tmp_path, [HEADER])
+        assert stored_lines(tmp_path / "store") == expected
+
+    def test_constant_first_line_after_rename(self, tmp_path):
+        """Likewise for a short constant first line ("starting")."""
+        expected = self._rotate(tmp_path, ["starting\n"])
+        assert stored_lines(tmp_path / "store") == expected
+
+    def test_constant_first_line_after_delete(self, tmp_path):
+        """Delete rotation: the new file starting like the deleted (still open) one ships whole."""
+        expected = self._rotate(tmp_path, ["starting\n"], delete=True)
+        assert stored_lines(tmp_path / "store") == expected
+
+    def test_constant_header_across_a_restart(self, tmp_path):
+        """The agent restarts while the new file holds only the banner: the banner still ships."""
+        expected = self._rotate(tmp_path, [HEADER], restart=True)
+        assert stored_lines(tmp_path / "store") == expected
+
+
 class TestCopiesAtRestart:
     """Copies found when the agent starts do not take the stream of the file they copy."""
 

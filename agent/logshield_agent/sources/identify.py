@@ -149,6 +149,8 @@ class Identifier:
             if (stream.detached or (stream.fd is None and not stream.parked) or not common
                     or head[:common] != stream.head_bytes[:common]):
                 continue
+            if path == stream.origin_path:
+                continue  # the file that replaced the stream where it was written (its banner so far): not a copy
             with self._opened(stream) as other_fd:
                 if other_fd is None:
                     return None  # a closed (parked) file cannot be compared now: decide on a later scan

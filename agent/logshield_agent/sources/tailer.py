@@ -15,7 +15,9 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
    b. a file holding a checkpointed stream's bytes just before its acknowledged offset resumes it there;
    c. a copy of a followed file (its content so far is that file's beginning) is an *alias*: not shipped again,
       looked at again when it changes, and recorded as an acknowledged ``copy_of`` stream once the original's
-      bytes are in the store (so a restart after the original is deleted does not ship the copy);
+      bytes are in the store (so a restart after the original is deleted does not ship the copy); a copy still
+      being written stays an alias as it grows. Never a copy: the file now at the path where the followed file was
+      written (after a rotation, the new active file holding only the banner or first line the old one starts with);
    d. anything else is a new stream from byte 0 — also a file that starts like another (a constant header, the
       same first line): it gets a stream id of its own;
 3. reads each stream into its pending batch in chunks, never more than the batch size plus one line; all the
