@@ -129,6 +129,28 @@ class TestShipping:
         (state,) = data["streams"].values()
         assert data["version"] == 2 and state["check"] and state["origin"] == str(log)
 
+    def test_version_1_checkpoint_with_a_longer_new_file_of_the_same_header(self, tmp_path):
+        """Upgrade after a rotation whose new file starts with the same banner and is already longer than the
+        version-1 offset: the new file ships whole and the rotated one from that offset (version 1 knew the stream
+        by its head alone; the new file has no line end at the offset)."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        write(log, HEADER, *numbered("a", 20))
+        offset = log.stat().st_size
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        expected = write(log, *numbered("late", 3))
+        os.rename(log, tmp_path / "logs" / "app.log.1")
+        expected += write(log, HEADER, *numbered("the-new-file", 40))
+        assert log.read_bytes()[offset - 1:offset] != b"\n"
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_service_derived_from_file_name(self, tmp_path):
         """Without LOGSHIELD_SERVICE the service comes from the file name."""
         make_pipeline(tmp_path)

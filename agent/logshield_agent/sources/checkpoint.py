@@ -23,8 +23,8 @@ way (a short file, e.g. only ``starting``), the file must also be the same inode
 of another stream's bytes (acknowledged without an upload: its bytes are in the store already).
 
 Version 1 (``<fingerprint>`` keys, no ``head``/``check``/``origin``) is migrated on load: the id and head are
-the old fingerprint, the check is unknown (such a stream is recognised by its head, as before, and gets its check
-recorded when next seen) and the origin is derived from the path. An agent of version 1 cannot read version 2.
+the old fingerprint, the check is unknown (such a stream is recognised by its head, as before, in a file where a
+line ends at its offset, and gets its check recorded when next seen) and the origin is derived from the path. An agent of version 1 cannot read version 2.
 
 Writes are atomic: temp file in the same directory, fsync, ``os.replace``, fsync of the directory. A crash at
 any point leaves either the old or the new file; a leftover temp file is removed on load. An unknown future
