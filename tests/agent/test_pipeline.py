@@ -151,6 +151,30 @@ class TestShipping:
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
+    def test_version_1_stream_is_not_a_file_created_after_the_upgrade(self, tmp_path):
+        """A version-1 stream whose file is not there when the upgraded agent starts is not resumed by a later file
+        with the same head, even one with a line end at the old offset: that file ships whole."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        write(log, HEADER, *numbered("a", 20))
+        offset = log.stat().st_size
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        log.unlink()
+        p = make_pipeline(tmp_path)
+        p.step()
+        expected = write(log, HEADER, *numbered("b", 40))
+        assert log.read_bytes()[offset - 1:offset] == b"\n"
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_service_derived_from_file_name(self, tmp_path):
         """Without LOGSHIELD_SERVICE the service comes from the file name."""
         make_pipeline(tmp_path)

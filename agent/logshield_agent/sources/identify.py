@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
-from .checkpoint import Checkpointer, StreamState
+from .checkpoint import UNVERIFIABLE, Checkpointer, StreamState
 from .fingerprint import CHECK_BYTES, FINGERPRINT_BYTES, check_of, fingerprint_of, take_fingerprint
 from .fs import FileSystem
 from .identity import intact, is_copy, read_at, state_matches
@@ -59,6 +59,14 @@ class Identifier:
         for alias in self.aliases.values():
             if alias.target == stream.id and not alias.recorded and alias.size <= stream.acked:
                 self._record_copy(alias)
+
+    def first_scan_done(self) -> None:
+        """Migrated version-1 states (no check) that no file resumed on the first scan cannot be any later file's:
+        files created since do not hold their bytes, and their head alone would take a new file with the same
+        banner for the old stream (recorded at the next save)."""
+        for sid, state in list(self.checkpointer.streams.items()):
+            if state.check is None and sid not in self.streams:
+                self.checkpointer.streams[sid] = replace(state, check=UNVERIFIABLE)
 
     def recorded_copies(self) -> dict[str, str]:
         """Stream id -> path of every copy seen on the last scan and recorded as shipped (kept in the checkpoint

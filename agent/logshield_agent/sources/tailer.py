@@ -98,6 +98,7 @@ class Tailer:
         self.max_pending_bytes = max_pending_bytes
         self._turn = 0
         self._once = False
+        self._scanned = False
         self.streams: dict[str, Stream] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
         self.identifier = Identifier(self.fs, checkpointer, self.streams, service=service, settle=settle, wall=wall)
@@ -163,6 +164,9 @@ class Tailer:
         self._once = once
         self._check_open_files(now)
         seen = self._discover(now)
+        if not self._scanned:
+            self._scanned = True
+            self.identifier.first_scan_done()
         streams = list(self.streams.values())
         if streams:  # round robin: with a read-ahead budget, every file gets its turn first
             self._turn = (self._turn + 1) % len(streams)
