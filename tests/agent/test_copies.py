@@ -8,6 +8,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from logshield_agent.sources.fs import FileSystem
+
 from .conftest import assert_no_overlap, make_pipeline, stored_lines
 
 HEADER = "# service banner: " + "=" * 280 + "\n"  # 300 bytes: longer than the head fingerprint
@@ -176,5 +178,29 @@ class TestCopiesAtRestart:
         p = make_pipeline(tmp_path)
         steps(p)
         expected += write(tmp_path / "logs" / "app.log.1", *numbered("late", 3))
+        steps(p)
+        assert stored_lines(tmp_path / "store") == Counter(expected)
+
+    def test_file_renamed_while_listed_is_not_shipped_again(self, tmp_path):
+        """At start-up the original is renamed between the listing and its stat, and a copy of it (taken while the
+        agent was down, before the original grew) is listed: the copy does not take the stream, the original's
+        new lines ship once."""
+        logs = tmp_path / "logs"
+        make_pipeline(tmp_path)
+        expected = write(logs / "a.log", *numbered("a", 100))
+        make_pipeline(tmp_path).run_once()
+        shutil.copyfile(logs / "a.log", logs / "b.log")
+        expected += write(logs / "a.log", *numbered("grown", 10))
+
+        class RenameWhileListing(FileSystem):
+            renamed = False
+
+            def stat(self, path):
+                if path.endswith("a.log") and not self.renamed:
+                    self.renamed = True
+                    os.rename(logs / "a.log", logs / "c.log")  # a rename rotation racing the listing
+                return super().stat(path)
+
+        p = make_pipeline(tmp_path, fs=RenameWhileListing())
         steps(p)
         assert stored_lines(tmp_path / "store") == Counter(expected)

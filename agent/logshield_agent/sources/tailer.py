@@ -7,8 +7,9 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
    before the read position changed, was truncated in place (copytruncate) — the stream lets go of it and waits
    for the copy;
 2. globs the patterns, less ``LOGSHIELD_EXCLUDE`` and files starting with compression magic
-   (``exclusions.py``); a path whose inode is already followed is the same stream under a (maybe new) name (rename
-   rotation); an unknown inode is opened and identified (``identify.py``), biggest files first:
+   (``exclusions.py``), listing again when renames race the listing (``listing.py``); a path whose inode is already
+   followed is the same stream under a (maybe new) name (rename rotation); an unknown inode is opened and identified
+   (``identify.py``), its own inode first, then biggest (``_identification_order``):
 
    a. the copy a truncated stream waits for (same head, same bytes before the read position) continues it, so
       copytruncate loses nothing when the copy matches the glob;
@@ -52,6 +53,7 @@ from .fs import FileSystem
 from .identify import Identifier
 from .identity import intact, read_at
 from .lines import split_records, take_records
+from .listing import list_matched
 from .stream import PendingBatch, Stream, service_from_path
 
 __all__ = ["PendingBatch", "Stream", "Tailer", "service_from_path"]
@@ -278,25 +280,13 @@ class Tailer:
 
     def _discover(self, now: float) -> set[tuple[int, int]]:
         seen: set[tuple[int, int]] = set()
-        paths: list[str] = []
-        for pattern in self.patterns:
-            try:
-                paths.extend(sorted(self.fs.glob(pattern)))
-            except OSError as exc:
-                log.warning("glob failed", extra={"pattern": pattern, "error": type(exc).__name__})
-        matched = set(paths)
+        matched, files = list_matched(self.fs, self.patterns, self.excluded)
         self.denied &= matched  # a denied file that went away is no longer reported
         unknown: list[tuple[str, tuple[int, int], int]] = []
         changed_parked: list[Stream] = []
         aliases_seen: set[tuple[int, int]] = set()
         compressed_seen: set[tuple[int, int]] = set()
-        for path in dict.fromkeys(paths):
-            if self.excluded(path):
-                continue
-            try:
-                st = self.fs.stat(path)
-            except OSError:
-                continue
+        for path, st in files:
             if not stat_mod.S_ISREG(st.st_mode):
                 continue
             inode = (st.st_dev, st.st_ino)
@@ -424,8 +414,8 @@ class Tailer:
         keep = False
         try:
             st = self.fs.fstat(fd)
-            if not stat_mod.S_ISREG(st.st_mode):
-                return False
+            if not stat_mod.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in self._by_inode:
+                return False  # (the name leads to a followed file now: renamed since it was listed)
             head = read_at(self.fs, fd, FINGERPRINT_BYTES, 0)
             kind = compressed_format(head)
             if kind is not None:
