@@ -9,7 +9,7 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
 2. globs the patterns, less ``LOGSHIELD_EXCLUDE`` and files starting with compression magic
    (``exclusions.py``), listing again when renames race the listing (``listing.py``); a path whose inode is already
    followed is the same stream under a (maybe new) name (rename rotation); an unknown inode is opened and identified
-   (``identify.py``), its own inode first, then biggest (``_identification_order``):
+   (``identify.py``) in ``_identification_order`` (a stream's last inode first, then the biggest):
 
    a. the copy a truncated stream waits for (same head, same bytes before the read position) continues it, so
       copytruncate loses nothing when the copy matches the glob;
