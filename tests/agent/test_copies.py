@@ -204,3 +204,26 @@ class TestCopiesAtRestart:
         p = make_pipeline(tmp_path, fs=RenameWhileListing())
         steps(p)
         assert stored_lines(tmp_path / "store") == Counter(expected)
+
+    def test_file_renamed_between_listing_and_opening_is_not_shipped_again(self, tmp_path):
+        """A rename rotation between the listing and the opening of the active file (the name then leads to the
+        new, nearly empty file) does not let a copy of it, listed in the same scan, become its stream."""
+        logs = tmp_path / "logs"
+        make_pipeline(tmp_path)
+        expected = write(logs / "app.log", *numbered("a", 100))
+        shutil.copyfile(logs / "app.log", logs / "app.log.bak")
+        expected += write(logs / "app.log", *numbered("grown", 10))
+
+        class RotateWhileOpening(FileSystem):
+            rotated = False
+
+            def open(self, path):
+                if path.endswith("app.log") and not self.rotated:
+                    self.rotated = True
+                    os.rename(logs / "app.log", logs / "app.log.1")
+                    expected.extend(write(logs / "app.log", "x\n"))  # the application's new file
+                return super().open(path)
+
+        p = make_pipeline(tmp_path, fs=RotateWhileOpening())
+        steps(p)
+        assert stored_lines(tmp_path / "store") == Counter(expected)

@@ -110,6 +110,7 @@ class Tailer:
         self.waiting = 0
         self._waiting_logged = -1e9
         self._refused = False
+        self._moved = False
         self.excluded = Exclusions(exclude)
         self.on_skip = on_skip or (lambda reason: None)
         self.on_lost = on_lost or (lambda nbytes: None)
@@ -334,10 +335,14 @@ class Tailer:
                 waiting += 1
                 continue
             self._refused = False
-            if self._adopt(path, now):
+            if self._adopt(path, inode, now):
                 seen.add(inode)
             elif self._refused:
                 waiting += 1
+            elif self._moved:
+                # The name led to another file than listed: files are being renamed (rotation). Identify the rest
+                # on the next scan, from a fresh listing, so that no copy is taken for a file missed meanwhile.
+                break
         self.waiting = waiting
         if waiting and now - self._waiting_logged >= 60:
             self._waiting_logged = now
@@ -395,8 +400,10 @@ class Tailer:
         stream.size, stream.mtime, stream.last_change = st.st_size, st.st_mtime, now
         return True
 
-    def _adopt(self, path: str, now: float) -> bool:
-        """Open an unknown file and decide which stream it is. True when a stream now owns it."""
+    def _adopt(self, path: str, listed: tuple[int, int], now: float) -> bool:
+        """Open an unknown file (``listed`` = the inode the listing found at ``path``) and decide which stream it is.
+        True when a stream now owns it; sets ``_moved`` when the path leads to another file now."""
+        self._moved = False
         try:
             fd = self.fs.open(path)
         except PermissionError:
@@ -414,8 +421,11 @@ class Tailer:
         keep = False
         try:
             st = self.fs.fstat(fd)
-            if not stat_mod.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in self._by_inode:
-                return False  # (the name leads to a followed file now: renamed since it was listed)
+            if (st.st_dev, st.st_ino) != listed:
+                self._moved = True
+                return False
+            if not stat_mod.S_ISREG(st.st_mode):
+                return False
             head = read_at(self.fs, fd, FINGERPRINT_BYTES, 0)
             kind = compressed_format(head)
             if kind is not None:
