@@ -175,6 +175,37 @@ class TestShipping:
         p.flush(deadline=float("inf"))
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
+    def test_version_1_stream_waits_for_a_scan_that_tried_every_file(self, tmp_path):
+        """A rename racing the upgraded agent's first scan (its file is renamed between listing and opening) does
+        not settle the version-1 states: the renamed file resumes its stream on the next scan, nothing twice."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        write(log, HEADER, *numbered("a", 20))
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": log.stat().st_size, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        expected = []
+
+        class RotateWhileOpening(FileSystem):
+            rotated = False
+
+            def open(self, path):
+                if path.endswith("app.log") and not self.rotated:
+                    self.rotated = True
+                    os.rename(log, tmp_path / "logs" / "app.log.1")
+                    expected.extend(write(log, *numbered("new", 2)))
+                return super().open(path)
+
+        p = make_pipeline(tmp_path, fs=RotateWhileOpening())
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_service_derived_from_file_name(self, tmp_path):
         """Without LOGSHIELD_SERVICE the service comes from the file name."""
         make_pipeline(tmp_path)

@@ -22,12 +22,12 @@ way (a short file, e.g. only ``starting``), the file must also be the same inode
 ``copy_of`` marks a stream created for a copy
 of another stream's bytes (acknowledged without an upload: its bytes are in the store already).
 
-Version 1 (``<fingerprint>`` keys, no ``head``/``check``/``origin``) is migrated on load: the id and head are
-the old fingerprint, the check is unknown (such a stream is recognised by its head, as before, in a file where a
-line ends at its offset, and gets its check recorded when next seen) and the origin is derived from the path. Only
-files there at the first scan after the upgrade can hold a version-1 stream's bytes: a migrated state none of them
-resumed gets the check ``UNVERIFIABLE``, which no file holds (a later file with the same head is a new stream, not
-shipped from the old offset). An agent of version 1 cannot read version 2.
+Version 1 (``<fingerprint>`` keys, no ``head``/``check``/``origin``) is migrated on load: the id and head are the
+old fingerprint, the check is unknown (such a stream is recognised by its head, as before, in a file where a line
+ends at its offset, and gets its check recorded when next seen) and the origin is derived from the path. Only files
+there at the first complete scan after the upgrade (every listed file tried) can hold a version-1 stream's bytes: a
+migrated state none of them resumed gets the check ``UNVERIFIABLE``, which no file holds (a later file with the same
+head is a new stream, not shipped from the old offset). An agent of version 1 cannot read version 2.
 
 Writes are atomic: temp file in the same directory, fsync, ``os.replace``, fsync of the directory. A crash at
 any point leaves either the old or the new file; a leftover temp file is removed on load. An unknown future

@@ -61,9 +61,9 @@ class Identifier:
                 self._record_copy(alias)
 
     def first_scan_done(self) -> None:
-        """Migrated version-1 states (no check) that no file resumed on the first scan cannot be any later file's:
-        files created since do not hold their bytes, and their head alone would take a new file with the same
-        banner for the old stream (recorded at the next save)."""
+        """Migrated version-1 states (no check) that no file resumed on the first complete scan (every listed file
+        tried) cannot be any later file's: files created since do not hold their bytes, and their head alone would
+        take a new file with the same banner for the old stream (recorded at the next save)."""
         for sid, state in list(self.checkpointer.streams.items()):
             if state.check is None and sid not in self.streams:
                 self.checkpointer.streams[sid] = replace(state, check=UNVERIFIABLE)

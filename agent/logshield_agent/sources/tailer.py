@@ -100,7 +100,8 @@ class Tailer:
         self.max_pending_bytes = max_pending_bytes
         self._turn = 0
         self._once = False
-        self._scanned = False
+        self._scanned = False  # a scan identified every file listed (version-1 states are settled then)
+        self._tried_all = False
         self.streams: dict[str, Stream] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
         self.identifier = Identifier(self.fs, checkpointer, self.streams, service=service, settle=settle, wall=wall)
@@ -167,7 +168,7 @@ class Tailer:
         self._once = once
         self._check_open_files(now)
         seen = self._discover(now)
-        if not self._scanned:
+        if not self._scanned and self._tried_all:
             self._scanned = True
             self.identifier.first_scan_done()
         streams = list(self.streams.values())
@@ -328,6 +329,7 @@ class Tailer:
                 waiting += 1
             elif not reopened:
                 seen.discard((stream.dev, stream.ino))
+        self._tried_all = True  # every unknown file was opened and identified (none waits, no rename raced)
         for path, inode, _ in sorted(unknown, key=self._identification_order()):
             if inode in self._by_inode:
                 continue
@@ -342,8 +344,10 @@ class Tailer:
             elif self._moved:
                 # The name led to another file than listed: files are being renamed (rotation). Identify the rest
                 # on the next scan, from a fresh listing, so that no copy is taken for a file missed meanwhile.
+                self._tried_all = False
                 break
         self.waiting = waiting
+        self._tried_all = self._tried_all and not waiting
         if waiting and now - self._waiting_logged >= 60:
             self._waiting_logged = now
             log.info("files wait for a free descriptor (all open files have data to read or ship)",
