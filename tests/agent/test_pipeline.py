@@ -206,6 +206,26 @@ class TestShipping:
         p.flush(deadline=float("inf"))
         assert stored_lines(tmp_path / "store") == exactly(expected)
 
+    def test_version_1_stream_that_two_files_could_be_resumes_neither(self, tmp_path):
+        """Two files there at the upgrade start alike and both have a line end at a version-1 offset: which one
+        version 1 read is unknown, so both ship from byte 0 (lines twice rather than lost)."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        expected = write(log, HEADER, *numbered("a", 20))
+        offset = log.stat().st_size
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        os.rename(log, tmp_path / "logs" / "app.log.1")
+        expected += write(log, HEADER, *numbered("b", 40))
+        assert log.read_bytes()[offset - 1:offset] == b"\n"
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_service_derived_from_file_name(self, tmp_path):
         """Without LOGSHIELD_SERVICE the service comes from the file name."""
         make_pipeline(tmp_path)

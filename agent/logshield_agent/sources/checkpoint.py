@@ -27,7 +27,9 @@ old fingerprint, the check is unknown (such a stream is recognised by its head, 
 ends at its offset, and gets its check recorded when next seen) and the origin is derived from the path. Only files
 there at the first complete scan after the upgrade (every listed file tried) can hold a version-1 stream's bytes: a
 migrated state none of them resumed gets the check ``UNVERIFIABLE``, which no file holds (a later file with the same
-head is a new stream, not shipped from the old offset). An agent of version 1 cannot read version 2.
+head is a new stream, not shipped from the old offset). A state more than one of those files could be (version 1
+took files starting alike for one stream) is made unverifiable at once: each ships from its start. An agent of
+version 1 cannot read version 2.
 
 Writes are atomic: temp file in the same directory, fsync, ``os.replace``, fsync of the directory. A crash at
 any point leaves either the old or the new file; a leftover temp file is removed on load. An unknown future

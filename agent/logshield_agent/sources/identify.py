@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from .checkpoint import UNVERIFIABLE, Checkpointer, StreamState
 from .fingerprint import CHECK_BYTES, FINGERPRINT_BYTES, check_of, fingerprint_of, take_fingerprint
 from .fs import FileSystem
-from .identity import intact, is_copy, read_at, state_matches
+from .identity import holds, intact, is_copy, read_at, state_matches
 from .stream import PendingBatch, Stream, origin_path_for, service_from_path
 
 __all__ = ["Identifier"]
@@ -59,6 +59,39 @@ class Identifier:
         for alias in self.aliases.values():
             if alias.target == stream.id and not alias.recorded and alias.size <= stream.acked:
                 self._record_copy(alias)
+
+    def settle_version_1(self, paths: list[str]) -> None:
+        """Before the first complete scan identifies anything: a migrated version-1 state (no check) that more than
+        one of the listed files could be (its head, a line end at its offset) is ambiguous — version 1 itself took
+        files starting alike for one stream — and none of them resumes it: they ship from byte 0 (what version 1
+        shipped of the right one twice, rather than the first lines of a wrong one never)."""
+        waiting = {sid: state for sid, state in self.checkpointer.streams.items()
+                   if state.check is None and sid not in self.streams}
+        if not waiting:
+            return
+        holders: dict[str, int] = {}
+        for path in paths:
+            try:
+                fd = self.fs.open(path)
+            except OSError:
+                continue
+            try:
+                size = self.fs.fstat(fd).st_size
+                head = read_at(self.fs, fd, FINGERPRINT_BYTES, 0)
+                for sid, state in waiting.items():
+                    if (len(head) >= state.fp_len and fingerprint_of(head[:state.fp_len]) == state.head
+                            and holds(self.fs, fd, size, state.offset, None)):
+                        holders[sid] = holders.get(sid, 0) + 1
+            except OSError:
+                continue
+            finally:
+                with contextlib.suppress(OSError):
+                    self.fs.close(fd)
+        for sid, count in holders.items():
+            if count > 1:
+                self.checkpointer.streams[sid] = replace(waiting[sid], check=UNVERIFIABLE)
+                log.warning("several files could continue a stream recorded by version 1 of the agent (they start "
+                            "alike); shipping each from its start", extra={"stream": sid, "files": count})
 
     def first_scan_done(self) -> None:
         """Migrated version-1 states (no check) that no file resumed on the first complete scan (every listed file

@@ -329,6 +329,8 @@ class Tailer:
                 waiting += 1
             elif not reopened:
                 seen.discard((stream.dev, stream.ino))
+        if not self._scanned:
+            self.identifier.settle_version_1([path for path, _, _ in unknown])
         self._tried_all = True  # every unknown file was opened and identified (none waits, no rename raced)
         for path, inode, _ in sorted(unknown, key=self._identification_order()):
             if inode in self._by_inode:
