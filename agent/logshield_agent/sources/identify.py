@@ -1,8 +1,11 @@
 """Which stream a newly seen file is (step 2 of the tailer's scan, see ``tailer.py``), decided by content.
 
 ``Identifier.identify`` tries, in order: the copy a truncated stream waits for; a checkpointed stream the file
-holds (``identity.state_matches``); a copy of a followed file (an *alias*, ``identity.is_copy``); else a new
-stream, with a salted id when its head is taken by another stream.
+holds (``identity.state_matches``); a copy of a followed file (an *alias*, ``identity.is_copy``; never the file
+now at the path where that file was written, and also while the copy grows); a recorded copy (``copy_of``) whose
+original is gone; else a new stream, with a salted id when its head is taken by another stream. ``Identifier.order``
+is the order the tailer offers unknown files in; ``settle_version_1`` and ``first_scan_done`` decide, once, which
+migrated version-1 states can still be resumed.
 """
 
 from __future__ import annotations
@@ -145,6 +148,27 @@ class Identifier:
         alias.record, alias.recorded = sid, True
         log.info("copy of a followed file recorded as shipped (its bytes are in the store)",
                  extra={"path": alias.path, "copy_of": alias.target})
+
+    def order(self) -> Callable[[tuple[str, tuple[int, int], int]], tuple[bool, int, int]]:
+        """Sort key for unknown files: the file a checkpointed stream was last followed in first (its copies must
+        not take its stream), then the biggest (of a file and its older, shorter copy, the file is followed and
+        the copy is the alias), then a file at a stream's last path before other files, and recorded copies last
+        (a copy taken while the agent was down is as big as its original)."""
+        hinted: set[str] = set()
+        paths: dict[str, int] = {}
+        for sid, state in self.checkpointer.streams.items():
+            if state.copy_of is not None:
+                paths.setdefault(state.path, 2)
+            elif sid not in self.streams:
+                paths[state.path] = 0
+                if state.inode is not None:
+                    hinted.add(state.inode)
+
+        def key(item: tuple[str, tuple[int, int], int]) -> tuple[bool, int, int]:
+            path, inode, size = item
+            return f"{inode[0]}:{inode[1]}" not in hinted, -size, paths.get(path, 1)
+
+        return key
 
     def identify(self, fd: int, st: object, head: bytes, path: str, *, once: bool) -> Stream | None:
         """The stream an unknown file belongs to (created when new), or None: an alias, or undecided yet."""

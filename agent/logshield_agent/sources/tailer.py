@@ -9,7 +9,7 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
 2. globs the patterns, less ``LOGSHIELD_EXCLUDE`` and files starting with compression magic
    (``exclusions.py``), listing again when renames race the listing (``listing.py``); a path whose inode is already
    followed is the same stream under a (maybe new) name (rename rotation); an unknown inode is opened and identified
-   (``identify.py``) in ``_identification_order`` (a stream's last inode first, then the biggest):
+   (``identify.py``) in ``Identifier.order`` (a stream's last inode first, then the biggest):
 
    a. the copy a truncated stream waits for (same head, same bytes before the read position) continues it, so
       copytruncate loses nothing when the copy matches the glob;
@@ -332,7 +332,7 @@ class Tailer:
         if not self._scanned:
             self.identifier.settle_version_1([path for path, _, _ in unknown])
         self._tried_all = True  # every unknown file was opened and identified (none waits, no rename raced)
-        for path, inode, _ in sorted(unknown, key=self._identification_order()):
+        for path, inode, _ in sorted(unknown, key=self.identifier.order()):
             if inode in self._by_inode:
                 continue
             if waiting or not self._free_descriptor():
@@ -355,27 +355,6 @@ class Tailer:
             log.info("files wait for a free descriptor (all open files have data to read or ship)",
                      extra={"waiting": waiting, "open_files": self.open_files, "limit": self.descriptors.limit})
         return seen
-
-    def _identification_order(self) -> Callable[[tuple[str, tuple[int, int], int]], tuple[bool, int, int]]:
-        """Sort key for unknown files: the file a checkpointed stream was last followed in first (its copies must
-        not take its stream), then the biggest (of a file and its older, shorter copy, the file is followed and
-        the copy is the alias), then a file at a stream's last path before other files, and recorded copies last
-        (a copy taken while the agent was down is as big as its original)."""
-        hinted: set[str] = set()
-        paths: dict[str, int] = {}
-        for sid, state in self.checkpointer.streams.items():
-            if state.copy_of is not None:
-                paths.setdefault(state.path, 2)
-            elif sid not in self.streams:
-                paths[state.path] = 0
-                if state.inode is not None:
-                    hinted.add(state.inode)
-
-        def key(item: tuple[str, tuple[int, int], int]) -> tuple[bool, int, int]:
-            path, inode, size = item
-            return f"{inode[0]}:{inode[1]}" not in hinted, -size, paths.get(path, 1)
-
-        return key
 
     def _reopen(self, stream: Stream, now: float) -> bool | None:
         """Reopen a parked file that changed: True; None when no descriptor was granted (retried next scan);
