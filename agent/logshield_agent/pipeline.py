@@ -613,8 +613,14 @@ class Pipeline:
             state = self.checkpointer.streams.get(fp)
             if state is not None:
                 self.checkpointer.streams[fp] = replace(state, seen=wall, path=stream.path)
+        copies = self.tailer.identifier.recorded_copies()
+        for fp, path in copies.items():
+            state = self.checkpointer.streams.get(fp)
+            if state is not None:
+                self.checkpointer.streams[fp] = replace(state, seen=wall, path=path)
         old = [fp for fp, st in self.checkpointer.streams.items()
-               if fp not in self.tailer.streams and st.intent is None and wall - st.seen > FORGET_AFTER]
+               if fp not in self.tailer.streams and fp not in copies and st.intent is None
+               and wall - st.seen > FORGET_AFTER]
         try:
             self.checkpointer.forget(old)
         except OSError as exc:

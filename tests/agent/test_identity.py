@@ -85,8 +85,10 @@ class TestStateMatches:
         assert state_matches(FS, *grown, state, "1:2") is True
         assert state_matches(FS, *grown, state, "1:3") is False
 
-    def test_migrated_state_trusted_by_head(self, opened):
-        """A version-1 state has no check: its head alone decided (as before the migration)."""
-        state = StreamState(fp_len=5, head="h", offset=3, check=None)
-        assert state_matches(FS, *opened("a", b"anything\n"), state, "1:1") is True
-        assert state_matches(FS, *opened("b", b"an"), state, "1:1") is False  # shorter than what was shipped
+    def test_migrated_state_trusted_by_head_at_a_line_end(self, opened):
+        """A version-1 state has no check: its head decides, if a line (or the file) ends at its offset."""
+        state = StreamState(fp_len=5, head="h", offset=9, check=None)
+        assert state_matches(FS, *opened("a", b"anything\nmore\n"), state, "1:1") is True
+        assert state_matches(FS, *opened("b", b"anything\n"), state, "1:1") is True
+        assert state_matches(FS, *opened("c", b"anything else\n"), state, "1:1") is False  # mid-line: another file
+        assert state_matches(FS, *opened("d", b"an"), state, "1:1") is False  # shorter than what was shipped

@@ -129,6 +129,103 @@ class TestShipping:
         (state,) = data["streams"].values()
         assert data["version"] == 2 and state["check"] and state["origin"] == str(log)
 
+    def test_version_1_checkpoint_with_a_longer_new_file_of_the_same_header(self, tmp_path):
+        """Upgrade after a rotation whose new file starts with the same banner and is already longer than the
+        version-1 offset: the new file ships whole and the rotated one from that offset (version 1 knew the stream
+        by its head alone; the new file has no line end at the offset)."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        write(log, HEADER, *numbered("a", 20))
+        offset = log.stat().st_size
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        expected = write(log, *numbered("late", 3))
+        os.rename(log, tmp_path / "logs" / "app.log.1")
+        expected += write(log, HEADER, *numbered("the-new-file", 40))
+        assert log.read_bytes()[offset - 1:offset] != b"\n"
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_version_1_stream_is_not_a_file_created_after_the_upgrade(self, tmp_path):
+        """A version-1 stream whose file is not there when the upgraded agent starts is not resumed by a later file
+        with the same head, even one with a line end at the old offset: that file ships whole."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        write(log, HEADER, *numbered("a", 20))
+        offset = log.stat().st_size
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        log.unlink()
+        p = make_pipeline(tmp_path)
+        p.step()
+        expected = write(log, HEADER, *numbered("b", 40))
+        assert log.read_bytes()[offset - 1:offset] == b"\n"
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_version_1_stream_waits_for_a_scan_that_tried_every_file(self, tmp_path):
+        """A rename racing the upgraded agent's first scan (its file is renamed between listing and opening) does
+        not settle the version-1 states: the renamed file resumes its stream on the next scan, nothing twice."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        write(log, HEADER, *numbered("a", 20))
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": log.stat().st_size, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        expected = []
+
+        class RotateWhileOpening(FileSystem):
+            rotated = False
+
+            def open(self, path):
+                if path.endswith("app.log") and not self.rotated:
+                    self.rotated = True
+                    os.rename(log, tmp_path / "logs" / "app.log.1")
+                    expected.extend(write(log, *numbered("new", 2)))
+                return super().open(path)
+
+        p = make_pipeline(tmp_path, fs=RotateWhileOpening())
+        for _ in range(3):
+            p.step()
+        p.flush(deadline=float("inf"))
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
+    def test_version_1_stream_that_two_files_could_be_resumes_neither(self, tmp_path):
+        """Two files there at the upgrade start alike and both have a line end at a version-1 offset: which one
+        version 1 read is unknown, so both ship from byte 0 (lines twice rather than lost)."""
+        import json
+
+        from logshield_agent.sources.fingerprint import fingerprint_of
+
+        log = tmp_path / "logs" / "app.log"
+        make_pipeline(tmp_path)
+        expected = write(log, HEADER, *numbered("a", 20))
+        offset = log.stat().st_size
+        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        os.rename(log, tmp_path / "logs" / "app.log.1")
+        expected += write(log, HEADER, *numbered("b", 40))
+        assert log.read_bytes()[offset - 1:offset] == b"\n"
+        make_pipeline(tmp_path).run_once()
+        assert stored_lines(tmp_path / "store") == exactly(expected)
+
     def test_service_derived_from_file_name(self, tmp_path):
         """Without LOGSHIELD_SERVICE the service comes from the file name."""
         make_pipeline(tmp_path)

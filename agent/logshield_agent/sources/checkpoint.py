@@ -22,9 +22,14 @@ way (a short file, e.g. only ``starting``), the file must also be the same inode
 ``copy_of`` marks a stream created for a copy
 of another stream's bytes (acknowledged without an upload: its bytes are in the store already).
 
-Version 1 (``<fingerprint>`` keys, no ``head``/``check``/``origin``) is migrated on load: the id and head are
-the old fingerprint, the check is unknown (such a stream is recognised by its head, as before, and gets its check
-recorded when next seen) and the origin is derived from the path. An agent of version 1 cannot read version 2.
+Version 1 (``<fingerprint>`` keys, no ``head``/``check``/``origin``) is migrated on load: the id and head are the
+old fingerprint, the check is unknown (such a stream is recognised by its head, as before, in a file where a line
+ends at its offset, and gets its check recorded when next seen) and the origin is derived from the path. Only files
+there at the first complete scan after the upgrade (every listed file tried) can hold a version-1 stream's bytes: a
+migrated state none of them resumed gets the check ``UNVERIFIABLE``, which no file holds (a later file with the same
+head is a new stream, not shipped from the old offset). A state more than one of those files could be (version 1
+took files starting alike for one stream) is made unverifiable at once: each ships from its start. An agent of
+version 1 cannot read version 2.
 
 Writes are atomic: temp file in the same directory, fsync, ``os.replace``, fsync of the directory. A crash at
 any point leaves either the old or the new file; a leftover temp file is removed on load. An unknown future
@@ -50,9 +55,11 @@ from typing import Any
 
 from .._durable import fsync_dir, write_synced
 
-__all__ = ["CHECKPOINT_VERSION", "CheckpointError", "Checkpointer", "Intent", "StreamState"]
+__all__ = ["CHECKPOINT_VERSION", "UNVERIFIABLE", "CheckpointError", "Checkpointer", "Intent", "StreamState"]
 
 CHECKPOINT_VERSION = 2
+#: The check of a migrated version-1 state that no file held at the first scan: never matches a file's bytes.
+UNVERIFIABLE = "unverifiable"
 FILENAME = "checkpoints.json"
 LOCK_FILENAME = "agent.lock"
 

@@ -18,7 +18,7 @@ from .fingerprint import CHECK_BYTES, MIN_FINGERPRINT_BYTES, check_of
 from .fs import FileSystem
 from .stream import Stream
 
-__all__ = ["COMPARE_BYTES", "holds", "intact", "is_copy", "read_at", "state_matches"]
+__all__ = ["COMPARE_BYTES", "holds", "holds_line_end", "intact", "is_copy", "read_at", "state_matches"]
 
 #: How much of two files' beginnings is compared to call one a copy of the other.
 COMPARE_BYTES = 64 * 1024
@@ -40,17 +40,31 @@ def read_at(fs: FileSystem, fd: int, size: int, offset: int) -> bytes:
 
 def holds(fs: FileSystem, fd: int, size: int, offset: int, check: str | None) -> bool | None:
     """Whether the file (``size`` bytes) has, just before ``offset``, the bytes whose check is ``check``.
-    A missing check (state migrated from version 1) holds if the file is long enough: the head decided then."""
+
+    A missing check (state migrated from version 1, which trusted the head alone) holds if the file is long enough
+    and a line ends at ``offset`` (version 1 acknowledged whole lines, or everything the file held): the new file of
+    a rotation that starts with the same banner and is already longer rarely has a line end just there, and taking
+    it for the old stream would skip its first lines and ship the old file again."""
     if size < offset:
         return False
     if check is None:
-        return True
+        return offset == 0 or holds_line_end(fs, fd, size, offset)
     start = max(0, offset - CHECK_BYTES)
     try:
         window = read_at(fs, fd, offset - start, start)
     except OSError:
         return None
     return len(window) == offset - start and check_of(window) == check
+
+
+def holds_line_end(fs: FileSystem, fd: int, size: int, offset: int) -> bool | None:
+    """Whether a line ends at ``offset`` (or the file does)."""
+    if offset == size:
+        return True
+    try:
+        return read_at(fs, fd, 1, offset - 1) == b"\n"
+    except OSError:
+        return None
 
 
 def state_matches(fs: FileSystem, fd: int, size: int, state: StreamState, inode: str) -> bool | None:

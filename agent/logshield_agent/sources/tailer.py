@@ -7,15 +7,18 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
    before the read position changed, was truncated in place (copytruncate) — the stream lets go of it and waits
    for the copy;
 2. globs the patterns, less ``LOGSHIELD_EXCLUDE`` and files starting with compression magic
-   (``exclusions.py``); a path whose inode is already followed is the same stream under a (maybe new) name (rename
-   rotation); an unknown inode is opened and identified (``identify.py``), biggest files first:
+   (``exclusions.py``), listing again when renames race the listing (``listing.py``); a path whose inode is already
+   followed is the same stream under a (maybe new) name (rename rotation); an unknown inode is opened and identified
+   (``identify.py``) in ``Identifier.order`` (a stream's last inode first, then the biggest):
 
    a. the copy a truncated stream waits for (same head, same bytes before the read position) continues it, so
       copytruncate loses nothing when the copy matches the glob;
    b. a file holding a checkpointed stream's bytes just before its acknowledged offset resumes it there;
    c. a copy of a followed file (its content so far is that file's beginning) is an *alias*: not shipped again,
       looked at again when it changes, and recorded as an acknowledged ``copy_of`` stream once the original's
-      bytes are in the store (so a restart after the original is deleted does not ship the copy);
+      bytes are in the store (so a restart after the original is deleted does not ship the copy); a copy still
+      being written stays an alias as it grows. Never a copy: the file now at the path where the followed file was
+      written (after a rotation, the new active file holding only the banner or first line the old one starts with);
    d. anything else is a new stream from byte 0 — also a file that starts like another (a constant header, the
       same first line): it gets a stream id of its own;
 3. reads each stream into its pending batch in chunks, never more than the batch size plus one line; all the
@@ -50,6 +53,7 @@ from .fs import FileSystem
 from .identify import Identifier
 from .identity import intact, read_at
 from .lines import split_records, take_records
+from .listing import list_matched
 from .stream import PendingBatch, Stream, service_from_path
 
 __all__ = ["PendingBatch", "Stream", "Tailer", "service_from_path"]
@@ -96,6 +100,8 @@ class Tailer:
         self.max_pending_bytes = max_pending_bytes
         self._turn = 0
         self._once = False
+        self._scanned = False  # a scan identified every file listed (version-1 states are settled then)
+        self._tried_all = False
         self.streams: dict[str, Stream] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
         self.identifier = Identifier(self.fs, checkpointer, self.streams, service=service, settle=settle, wall=wall)
@@ -105,6 +111,7 @@ class Tailer:
         self.waiting = 0
         self._waiting_logged = -1e9
         self._refused = False
+        self._moved = False
         self.excluded = Exclusions(exclude)
         self.on_skip = on_skip or (lambda reason: None)
         self.on_lost = on_lost or (lambda nbytes: None)
@@ -161,6 +168,9 @@ class Tailer:
         self._once = once
         self._check_open_files(now)
         seen = self._discover(now)
+        if not self._scanned and self._tried_all:
+            self._scanned = True
+            self.identifier.first_scan_done()
         streams = list(self.streams.values())
         if streams:  # round robin: with a read-ahead budget, every file gets its turn first
             self._turn = (self._turn + 1) % len(streams)
@@ -272,25 +282,13 @@ class Tailer:
 
     def _discover(self, now: float) -> set[tuple[int, int]]:
         seen: set[tuple[int, int]] = set()
-        paths: list[str] = []
-        for pattern in self.patterns:
-            try:
-                paths.extend(sorted(self.fs.glob(pattern)))
-            except OSError as exc:
-                log.warning("glob failed", extra={"pattern": pattern, "error": type(exc).__name__})
-        matched = set(paths)
+        matched, files = list_matched(self.fs, self.patterns, self.excluded)
         self.denied &= matched  # a denied file that went away is no longer reported
         unknown: list[tuple[str, tuple[int, int], int]] = []
         changed_parked: list[Stream] = []
         aliases_seen: set[tuple[int, int]] = set()
         compressed_seen: set[tuple[int, int]] = set()
-        for path in dict.fromkeys(paths):
-            if self.excluded(path):
-                continue
-            try:
-                st = self.fs.stat(path)
-            except OSError:
-                continue
+        for path, st in files:
             if not stat_mod.S_ISREG(st.st_mode):
                 continue
             inode = (st.st_dev, st.st_ino)
@@ -331,19 +329,27 @@ class Tailer:
                 waiting += 1
             elif not reopened:
                 seen.discard((stream.dev, stream.ino))
-        # Biggest first: of a file and its (older, shorter) copy, the file is followed and the copy is the alias.
-        for path, inode, _ in sorted(unknown, key=lambda item: -item[2]):
+        if not self._scanned:
+            self.identifier.settle_version_1([path for path, _, _ in unknown])
+        self._tried_all = True  # every unknown file was opened and identified (none waits, no rename raced)
+        for path, inode, _ in sorted(unknown, key=self.identifier.order()):
             if inode in self._by_inode:
                 continue
             if waiting or not self._free_descriptor():
                 waiting += 1
                 continue
             self._refused = False
-            if self._adopt(path, now):
+            if self._adopt(path, inode, now):
                 seen.add(inode)
             elif self._refused:
                 waiting += 1
+            elif self._moved:
+                # The name led to another file than listed: files are being renamed (rotation). Identify the rest
+                # on the next scan, from a fresh listing, so that no copy is taken for a file missed meanwhile.
+                self._tried_all = False
+                break
         self.waiting = waiting
+        self._tried_all = self._tried_all and not waiting
         if waiting and now - self._waiting_logged >= 60:
             self._waiting_logged = now
             log.info("files wait for a free descriptor (all open files have data to read or ship)",
@@ -379,8 +385,10 @@ class Tailer:
         stream.size, stream.mtime, stream.last_change = st.st_size, st.st_mtime, now
         return True
 
-    def _adopt(self, path: str, now: float) -> bool:
-        """Open an unknown file and decide which stream it is. True when a stream now owns it."""
+    def _adopt(self, path: str, listed: tuple[int, int], now: float) -> bool:
+        """Open an unknown file (``listed`` = the inode the listing found at ``path``) and decide which stream it is.
+        True when a stream now owns it; sets ``_moved`` when the path leads to another file now."""
+        self._moved = False
         try:
             fd = self.fs.open(path)
         except PermissionError:
@@ -398,6 +406,9 @@ class Tailer:
         keep = False
         try:
             st = self.fs.fstat(fd)
+            if (st.st_dev, st.st_ino) != listed:
+                self._moved = True
+                return False
             if not stat_mod.S_ISREG(st.st_mode):
                 return False
             head = read_at(self.fs, fd, FINGERPRINT_BYTES, 0)
