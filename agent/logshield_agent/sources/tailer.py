@@ -3,9 +3,9 @@
 A *stream* is one file's content (``stream.py``). Which stream a file is, is decided by its bytes
 (``fingerprint.py``, ``identity.py``), never by its path, inode or first bytes alone. Each ``scan()``:
 
-1. checks every open file: a file whose size dropped below what was read, or whose first bytes or bytes just
-   before the read position changed, was truncated in place (copytruncate) — the stream lets go of it and waits
-   for the copy;
+1. checks every open file (``open_files.py``): a file whose size dropped below what was read, or whose first
+   bytes or bytes just before the read position changed, was truncated in place (copytruncate) — the stream lets
+   go of it and waits for the copy;
 2. globs the patterns, less ``LOGSHIELD_EXCLUDE`` and files starting with compression magic
    (``exclusions.py``), listing again when renames race the listing (``listing.py``); a path whose inode is already
    followed is the same stream under a (maybe new) name (rename rotation); an unknown inode is opened and identified
@@ -21,11 +21,13 @@ A *stream* is one file's content (``stream.py``). Which stream a file is, is dec
       written (after a rotation, the new active file holding only the banner or first line the old one starts with);
    d. anything else is a new stream from byte 0 — also a file that starts like another (a constant header, the
       same first line): it gets a stream id of its own;
-3. reads each stream into its pending batch in chunks, never more than the batch size plus one line; all the
-   read-ahead and pending batches together stay within ``max_pending_bytes`` however many files have a backlog.
+3. reads each stream into its pending batch in chunks (``reader.py``), never more than the batch size plus one
+   line; all the read-ahead and pending batches together stay within ``max_pending_bytes`` however many files have
+   a backlog (``memory.py``).
 
-At most ``max_open`` files are open at once (``descriptors.py``): fully read and shipped files are closed when
-another file needs a descriptor, followed by path and inode, and reopened (verified) when they change.
+At most ``max_open`` files are open at once (``descriptors.py``, ``open_files.py``): fully read and shipped files
+are closed when another file needs a descriptor, followed by path and inode, and reopened (verified) when they
+change.
 
 A stream is *rotated* once its origin path (where it was the active file; persisted) no longer leads to it,
 *gone* once it is deleted or no longer matched. A rotated or gone stream that stopped growing for ``settle``
@@ -45,22 +47,22 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from . import memory
 from .checkpoint import Checkpointer
 from .descriptors import DescriptorBudget, default_max_open, is_descriptor_exhaustion
 from .exclusions import Exclusions, compressed_format
-from .fingerprint import CHECK_BYTES, FINGERPRINT_BYTES, check_of
+from .fingerprint import FINGERPRINT_BYTES
 from .fs import FileSystem
 from .identify import Identifier
-from .identity import intact, read_at
-from .lines import split_records, take_records
+from .identity import read_at
 from .listing import list_matched
+from .open_files import OpenFiles
+from .reader import StreamReader
 from .stream import PendingBatch, Stream, service_from_path
 
 __all__ = ["PendingBatch", "Stream", "Tailer", "service_from_path"]
 
 log = logging.getLogger("logshield_agent.tailer")
-
-READ_CHUNK = 1024 * 1024
 
 
 class Tailer:
@@ -107,6 +109,9 @@ class Tailer:
         self.identifier = Identifier(self.fs, checkpointer, self.streams, service=service, settle=settle, wall=wall)
         self.denied: set[str] = set()  # matched paths that cannot be read (permission denied); retried
         self.descriptors = DescriptorBudget(max_open if max_open is not None else default_max_open())
+        self.files = OpenFiles(self.fs, self.streams, self._by_inode, self.descriptors)
+        self.reader = StreamReader(self.fs, batch_max_bytes=batch_max_bytes, max_line_bytes=max_line_bytes,
+                                   settle=settle, on_read=self.on_read)
         #: Matched files not opened on the last scan for want of a descriptor (new, or parked and changed).
         self.waiting = 0
         self._waiting_logged = -1e9
@@ -120,47 +125,13 @@ class Tailer:
 
     @property
     def open_files(self) -> int:
-        return sum(1 for s in self.streams.values() if s.fd is not None)
+        return self.files.count
 
     # -- lifecycle
     def close(self) -> None:
         for stream in self.streams.values():
-            self._release(stream)
+            self.files.release(stream)
         self.streams.clear()
-
-    def _release(self, stream: Stream) -> None:
-        """Let go of the file for good (the stream is detached or forgotten)."""
-        if stream.fd is not None:
-            with contextlib.suppress(OSError):
-                self.fs.close(stream.fd)
-            stream.fd = None
-        if self._by_inode.get((stream.dev, stream.ino)) == stream.id:
-            del self._by_inode[(stream.dev, stream.ino)]
-        stream.parked = False
-
-    def _park(self, stream: Stream) -> None:
-        """Close a fully read and shipped file; it stays followed by path and inode."""
-        assert stream.fd is not None
-        with contextlib.suppress(OSError):
-            self.fs.close(stream.fd)
-        stream.fd = None
-        stream.parked = True
-
-    def _free_descriptor(self) -> bool:
-        """True when one more file may be opened (after parking one if needed)."""
-        while self.open_files >= self.descriptors.limit:
-            if not self._park_one():
-                return False
-        return True
-
-    def _park_one(self) -> bool:
-        victim = self.descriptors.park_candidate(self.streams.values())
-        if victim is not None:
-            self._park(victim)
-        return victim is not None
-
-    def _descriptor_refused(self, exc: OSError) -> None:
-        self.descriptors.exhausted(self.open_files, exc)
 
     # -- scanning
     def scan(self, *, once: bool = False) -> None:
@@ -176,12 +147,12 @@ class Tailer:
             self._turn = (self._turn + 1) % len(streams)
             streams = streams[self._turn:] + streams[:self._turn]
         held = self.held_bytes()
-        reserved = sum(self._reservation(s) for s in streams)
+        reserved = sum(memory.reservation(s, self.batch_max_bytes) for s in streams)
         budget = self.max_pending_bytes
         blocked = False
         for stream in streams:
             if stream.parked:
-                stream.gone = (stream.dev, stream.ino) not in seen and not self._still_at(stream)
+                stream.gone = (stream.dev, stream.ino) not in seen and not self.files.still_at(stream)
             elif stream.fd is None:
                 stream.gone = stream.detached
                 # No copy found: bytes past what was read went with the truncation (reported if it stays so).
@@ -191,94 +162,32 @@ class Tailer:
             else:
                 # Re-evaluated every scan: a rename racing with glob+stat may hide a file for one scan, and a
                 # failing glob (EMFILE) none: a file still at its path is not gone.
-                stream.gone = stream.deleted or ((stream.dev, stream.ino) not in seen and not self._still_at(stream))
-            before_held, before_reserved = self._held(stream), self._reservation(stream)
+                stream.gone = stream.deleted or ((stream.dev, stream.ino) not in seen
+                                                 and not self.files.still_at(stream))
+            before_held, before_reserved = memory.held(stream), memory.reservation(stream, self.batch_max_bytes)
             if stream.pending is None:
                 # A new batch only with room for a whole one (its own read-ahead goes into it): batches being built
                 # can always complete.
                 if budget is None or held - len(stream.buf) + reserved + self.batch_max_bytes <= budget:
-                    self._fill(stream, now)
+                    self.reader.fill(stream, now)
                 elif stream.buf or (stream.fd is not None and stream.read_offset < stream.readable):
                     blocked = True
             elif stream.pending.replay is None:
-                self._fill(stream, now)
-            self._maybe_flush_tail(stream, now)
-            held += self._held(stream) - before_held
-            reserved += self._reservation(stream) - before_reserved
+                self.reader.fill(stream, now)
+            self.reader.maybe_flush_tail(stream, now)
+            held += memory.held(stream) - before_held
+            reserved += memory.reservation(stream, self.batch_max_bytes) - before_reserved
             self._maybe_forget(stream, now)
         if budget is not None and (held > budget or (blocked and held + reserved + self.batch_max_bytes > budget)):
-            self._release_idle_buffers(held + reserved + self.batch_max_bytes - budget)
-
-    def _still_at(self, stream: Stream) -> bool:
-        try:
-            st = self.fs.stat(stream.path)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == (stream.dev, stream.ino)
+            memory.release_idle_buffers(self.streams.values(), held + reserved + self.batch_max_bytes - budget)
 
     def held_bytes(self) -> int:
         """Bytes of file content in memory: read ahead (``buf``) and in pending batches (incl. uploads)."""
-        return sum(self._held(s) for s in self.streams.values())
-
-    @staticmethod
-    def _held(stream: Stream) -> int:
-        return len(stream.buf) + (stream.pending.size if stream.pending is not None else 0)
-
-    def _reservation(self, stream: Stream) -> int:
-        """What a batch being built may still take (counted against the budget before it is read)."""
-        batch = stream.pending
-        if batch is None or batch.full or batch.replay is not None or stream.fd is None:
-            return 0
-        return max(0, self.batch_max_bytes - batch.size - len(stream.buf))
-
-    def _release_idle_buffers(self, excess: int) -> None:
-        """Over budget, or a file waits for room (lines waiting for their newline in many files, read-ahead left
-        after a batch): forget the read-ahead of streams with no batch in progress, biggest first. It is re-read
-        from the file when its turn comes (the file stays open), so nothing is lost."""
-        idle = sorted((s for s in self.streams.values()
-                       if s.buf and s.pending is None and s.fd is not None and not s.detached),
-                      key=lambda s: len(s.buf), reverse=True)
-        for stream in idle:
-            if excess <= 0:
-                break
-            excess -= len(stream.buf)
-            stream.buf.clear()
+        return memory.held_bytes(self.streams.values())
 
     def _check_open_files(self, now: float) -> None:
-        for stream in self.streams.values():
-            if stream.fd is None:
-                continue
-            try:
-                st = self.fs.fstat(stream.fd)
-            except OSError as exc:
-                log.warning("fstat failed; releasing file", extra={"path": stream.path, "error": type(exc).__name__})
-                self._release(stream)
-                stream.detached = True
-                continue
-            stream.deleted = st.st_nlink == 0
-            changed = st.st_size != stream.size or st.st_mtime != stream.mtime
-            truncated = st.st_size < stream.read_offset or st.st_size < stream.fp_len
-            if (changed or stream.recheck) and not truncated:
-                truncated = not intact(self.fs, stream, stream.fd)
-            stream.recheck = False
-            if truncated:
-                log.info("file truncated in place (copytruncate); following the copy if there is one",
-                         extra={"path": stream.path})
-                self._release(stream)
-                stream.detached = True
-                continue
-            if changed:
-                stream.last_change = now
-                stream.size = st.st_size
-                stream.mtime = st.st_mtime
-            self._update_rotated(stream)
-
-    def _update_rotated(self, stream: Stream) -> None:
-        try:
-            origin = self.fs.stat(stream.origin_path)
-            stream.rotated = (origin.st_dev, origin.st_ino) != (stream.dev, stream.ino)
-        except OSError:
-            stream.rotated = True
+        """Step 1 of a scan: notice truncations, growth and rotations of the open files (``OpenFiles.check``)."""
+        self.files.check(now)
 
     def _discover(self, now: float) -> set[tuple[int, int]]:
         seen: set[tuple[int, int]] = set()
@@ -301,7 +210,7 @@ class Tailer:
                 stream = self.streams[owner]
                 stream.path = path
                 if stream.parked:
-                    self._update_rotated(stream)
+                    self.files.update_rotated(stream)
                     if ((st.st_size, st.st_mtime) != (stream.size, stream.mtime)
                             and (stream.limit is None or stream.read_offset < stream.limit)):
                         changed_parked.append(stream)
@@ -317,14 +226,14 @@ class Tailer:
             del self.identifier.aliases[inode]
         for inode in set(self._compressed) - compressed_seen:
             del self._compressed[inode]
-        while self.open_files > self.descriptors.limit and self._park_one():
+        while self.open_files > self.descriptors.limit and self.files.park_one():
             pass  # the limit was lowered (EMFILE): get under it
         waiting = 0
         for stream in changed_parked:
-            if waiting or not self._free_descriptor():
+            if waiting or not self.files.free_descriptor():
                 waiting += 1
                 continue
-            reopened = self._reopen(stream, now)
+            reopened = self.files.reopen(stream, now)
             if reopened is None:
                 waiting += 1
             elif not reopened:
@@ -335,7 +244,7 @@ class Tailer:
         for path, inode, _ in sorted(unknown, key=self.identifier.order()):
             if inode in self._by_inode:
                 continue
-            if waiting or not self._free_descriptor():
+            if waiting or not self.files.free_descriptor():
                 waiting += 1
                 continue
             self._refused = False
@@ -356,35 +265,6 @@ class Tailer:
                      extra={"waiting": waiting, "open_files": self.open_files, "limit": self.descriptors.limit})
         return seen
 
-    def _reopen(self, stream: Stream, now: float) -> bool | None:
-        """Reopen a parked file that changed: True; None when no descriptor was granted (retried next scan);
-        False (and the stream forgotten) when the path no longer leads to the same content, so that the file is
-        identified afresh."""
-        try:
-            fd = self.fs.open(stream.path)
-        except OSError as exc:
-            if is_descriptor_exhaustion(exc):
-                self._descriptor_refused(exc)
-                return None
-            return True  # vanished or unreadable for now: stays parked; the next scan decides
-        try:
-            st = self.fs.fstat(fd)
-            same = ((st.st_dev, st.st_ino) == (stream.dev, stream.ino) and st.st_size >= stream.read_offset
-                    and intact(self.fs, stream, fd))
-        except OSError:
-            same = False
-        if not same:
-            with contextlib.suppress(OSError):
-                self.fs.close(fd)
-            log.info("a closed file changed identity (recycled inode or rewritten); identifying it again",
-                     extra={"path": stream.path})
-            self._release(stream)
-            del self.streams[stream.id]
-            return False
-        stream.fd, stream.parked = fd, False
-        stream.size, stream.mtime, stream.last_change = st.st_size, st.st_mtime, now
-        return True
-
     def _adopt(self, path: str, listed: tuple[int, int], now: float) -> bool:
         """Open an unknown file (``listed`` = the inode the listing found at ``path``) and decide which stream it is.
         True when a stream now owns it; sets ``_moved`` when the path leads to another file now."""
@@ -399,7 +279,7 @@ class Tailer:
             return False
         except OSError as exc:
             if is_descriptor_exhaustion(exc):
-                self._descriptor_refused(exc)
+                self.files.refused(exc)
                 self._refused = True
             return False
         self.denied.discard(path)
@@ -450,109 +330,7 @@ class Tailer:
     # -- reading
     def load_replay(self, stream: Stream) -> None:
         """Re-read exactly the range of a batch recorded before a crash (needs the stream's fd)."""
-        batch = stream.pending
-        assert batch is not None and batch.replay is not None
-        if batch.lines:
-            return
-        if stream.fd is None:
-            batch.incomplete = True
-            return
-        window_start = max(0, batch.end - CHECK_BYTES)
-        try:
-            data = read_at(self.fs, stream.fd, batch.end - batch.start, batch.start)
-            window = read_at(self.fs, stream.fd, batch.end - window_start, window_start)
-            head_ok = read_at(self.fs, stream.fd, stream.fp_len, 0) == stream.head_bytes
-        except OSError:
-            batch.incomplete = True
-            return
-        if not head_ok:
-            stream.recheck = True  # truncated under us: retry after the next scan re-identified the file
-            return
-        if batch.replay.check is not None and check_of(window) != batch.replay.check:
-            batch.incomplete = True  # the file no longer holds the bytes the batch was recorded from
-            return
-        records, ends = split_records(data, self.max_line_bytes, final=batch.final)
-        if len(data) < batch.end - batch.start or not ends or ends[-1] != len(data):
-            batch.incomplete = True
-            return
-        batch.chunks, batch.lines, batch.size = [], 0, 0
-        batch.add(b"".join(records), len(records))
-        stream.buf_offset = batch.end
-        stream.buf.clear()
-        stream.tail = window
-
-    def _fill(self, stream: Stream, now: float) -> None:
-        if stream.stalled or stream.fd is None:
-            return
-        max_bytes = self.batch_max_bytes
-        while True:
-            batch = stream.pending
-            if batch is not None and (batch.full or batch.size >= max_bytes):
-                batch.full = True
-                return
-            if stream.buf:
-                body, lines, consumed = take_records(stream.buf, self.max_line_bytes,
-                                                     max_bytes - (batch.size if batch else 0),
-                                                     first_always=batch is None or not batch.lines)
-                if lines:
-                    if batch is None:
-                        batch = stream.pending = PendingBatch(start=stream.buf_offset, end=stream.buf_offset,
-                                                              opened=now, mtime=stream.mtime)
-                    batch.add(body, lines)
-                    stream.consume(consumed)
-                    batch.end = stream.buf_offset
-                    self.on_read(lines, consumed)
-                if batch is not None and (b"\n" in stream.buf or len(stream.buf) >= self.max_line_bytes):
-                    batch.full = True  # a whole record is waiting that did not fit
-                    return
-            if stream.read_offset >= stream.readable:
-                return
-            # Read no more than the batch can take plus one line: what is read ahead stays in memory.
-            room = max_bytes - (batch.size if batch else 0) + self.max_line_bytes - len(stream.buf)
-            want = min(READ_CHUNK, stream.readable - stream.read_offset, room)
-            if want <= 0:
-                return
-            try:
-                chunk = self.fs.pread(stream.fd, want, stream.read_offset)
-            except OSError as exc:
-                log.warning("read failed", extra={"path": stream.path, "error": type(exc).__name__})
-                return
-            if not chunk:
-                return
-            if not intact(self.fs, stream, stream.fd):
-                # Truncated (and maybe rewritten) between fstat and pread: these bytes may be the new content.
-                # Drop them; the next scan detects the truncation and follows the copy from read_offset.
-                stream.recheck = True
-                return
-            stream.buf += chunk
-
-    def _maybe_flush_tail(self, stream: Stream, now: float) -> None:
-        """A rotated/gone/truncated file that stopped growing: ship its unterminated last line as is."""
-        if stream.stalled or stream.recheck or (stream.pending is not None and stream.pending.replay is not None):
-            return
-        if stream.read_offset < stream.size and stream.fd is not None:
-            return
-        # Also with --once: a rotated file written to less than `settle` ago may still get the rest of its last
-        # line through the application's old handle; that line waits for the next run.
-        idle = now - stream.last_change >= self.settle
-        if not (stream.detached or ((stream.rotated or stream.gone) and idle)):
-            return
-        batch = stream.pending
-        if not stream.buf:
-            if batch is not None:
-                batch.final = True  # nothing more will come: ship without waiting for the batch age
-            return
-        if batch is not None and batch.size + len(stream.buf) > self.batch_max_bytes + self.max_line_bytes:
-            return  # ship the current batch first
-        records, ends = split_records(stream.buf, self.max_line_bytes, final=True)
-        if batch is None:
-            batch = stream.pending = PendingBatch(start=stream.buf_offset, end=stream.buf_offset, opened=now,
-                                                  mtime=stream.mtime)
-        batch.add(b"".join(records), len(records))
-        stream.consume(ends[-1])
-        batch.end = stream.buf_offset
-        batch.final = True
-        self.on_read(len(records), ends[-1])
+        self.reader.load_replay(stream)
 
     def _maybe_forget(self, stream: Stream, now: float) -> None:
         """Close a deleted/unmatched file once everything read from it is acknowledged."""
@@ -566,7 +344,7 @@ class Tailer:
                         "it at once, or rotate by renaming)",
                         extra={"path": stream.path, "lost_bytes": stream.unread_at_truncation})
             self.on_lost(stream.unread_at_truncation)
-        self._release(stream)
+        self.files.release(stream)
         del self.streams[stream.id]
 
     # -- after a batch was acknowledged
@@ -576,19 +354,10 @@ class Tailer:
         stream.acked = batch.end
         stream.pending = None
         if stream.buf_offset < batch.end:  # replayed batch (not re-read): continue after it
-            self._reposition(stream, batch.end)
+            self.reader.reposition(stream, batch.end)
         self.identifier.copies_shipped(stream)
 
     def abandon_replay(self, stream: Stream) -> None:
         """A recorded batch can no longer be rebuilt and is not in the store: read on from the acked offset."""
         stream.pending = None
-        self._reposition(stream, stream.acked)
-
-    def _reposition(self, stream: Stream, offset: int) -> None:
-        stream.buf_offset = offset
-        stream.buf.clear()
-        stream.tail = b""
-        if stream.fd is not None:
-            start = max(0, offset - CHECK_BYTES)
-            with contextlib.suppress(OSError):
-                stream.tail = read_at(self.fs, stream.fd, offset - start, start)
+        self.reader.reposition(stream, stream.acked)
