@@ -234,7 +234,7 @@ class Pipeline:
                     stuck = 0
                     self._harvest(block=True)
                     continue
-                if not self.tailer.waiting and not any(
+                if not self.tailer.waiting and not (self.tailer.deferred and stuck < 12) and not any(
                         s.pending is not None or (s.fd is not None and s.read_offset < s.readable)
                         for s in self.tailer.streams.values()):
                     break

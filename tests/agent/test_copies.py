@@ -227,3 +227,34 @@ class TestCopiesAtRestart:
         p = make_pipeline(tmp_path, fs=RotateWhileOpening())
         steps(p)
         assert stored_lines(tmp_path / "store") == Counter(expected)
+
+
+class TestTruncatedWhileIdentifying:
+    def test_unfinished_line_waits_for_the_copy_identified_a_scan_later(self, tmp_path):
+        """copytruncate while a rename races the scan that would identify the copy: the line the agent saw only
+        half of (it was being written) is not shipped torn; the copy, identified on the next scan, finishes it."""
+        logs = tmp_path / "logs"
+        expected: list[bytes] = []
+
+        class RotateWhileOpeningTheCopy(FileSystem):
+            armed = False
+
+            def open(self, path):
+                if self.armed and path.endswith("app.log.1"):
+                    self.armed = False  # the copy moves on (app.log.1 -> app.log.2) as the agent opens it
+                    os.rename(logs / "app.log.1", logs / "app.log.2")
+                    expected.extend(write(logs / "app.log.1", "another rotation\n"))
+                return super().open(path)
+
+        fs = RotateWhileOpeningTheCopy()
+        p = make_pipeline(tmp_path, fs=fs)
+        expected += write(logs / "app.log", *numbered("a", 50))
+        write(logs / "app.log", b'{"ts":"2026-11-23T15:00:00Z","msg":"unfin')  # read while still being written
+        steps(p)
+        write(logs / "app.log", b'ished"}\n')
+        expected.append(b'{"ts":"2026-11-23T15:00:00Z","msg":"unfinished"}\n')
+        shutil.copyfile(logs / "app.log", logs / "app.log.1")
+        os.truncate(logs / "app.log", 0)
+        fs.armed = True
+        steps(p)
+        assert stored_lines(tmp_path / "store") == Counter(expected)

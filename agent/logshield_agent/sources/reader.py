@@ -113,9 +113,12 @@ class StreamReader:
                 return
             stream.buf += chunk
 
-    def maybe_flush_tail(self, stream: Stream, now: float) -> None:
-        """A rotated/gone/truncated file that stopped growing: ship its unterminated last line as is."""
+    def maybe_flush_tail(self, stream: Stream, now: float, *, copy_may_follow: bool = False) -> None:
+        """A rotated/gone/truncated file that stopped growing: ship its unterminated last line as is. Not a truncated
+        one's while ``copy_may_follow`` (this scan left files unidentified): its copy may hold the rest of that line."""
         if stream.stalled or stream.recheck or (stream.pending is not None and stream.pending.replay is not None):
+            return
+        if stream.detached and copy_may_follow and stream.buf:
             return
         if stream.read_offset < stream.size and stream.fd is not None:
             return

@@ -117,6 +117,8 @@ class Tailer:
         self._waiting_logged = -1e9
         self._refused = False
         self._moved = False
+        #: The last scan stopped identifying new files early (a rename raced it): a copy may be among the rest.
+        self.deferred = False
         self.excluded = Exclusions(exclude)
         self.on_skip = on_skip or (lambda reason: None)
         self.on_lost = on_lost or (lambda nbytes: None)
@@ -174,7 +176,7 @@ class Tailer:
                     blocked = True
             elif stream.pending.replay is None:
                 self.reader.fill(stream, now)
-            self.reader.maybe_flush_tail(stream, now)
+            self.reader.maybe_flush_tail(stream, now, copy_may_follow=self.deferred)
             held += memory.held(stream) - before_held
             reserved += memory.reservation(stream, self.batch_max_bytes) - before_reserved
             self._maybe_forget(stream, now)
@@ -241,6 +243,7 @@ class Tailer:
         if not self._scanned:
             self.identifier.settle_version_1([path for path, _, _ in unknown])
         self._tried_all = True  # every unknown file was opened and identified (none waits, no rename raced)
+        self.deferred = False
         for path, inode, _ in sorted(unknown, key=self.identifier.order()):
             if inode in self._by_inode:
                 continue
@@ -256,6 +259,7 @@ class Tailer:
                 # The name led to another file than listed: files are being renamed (rotation). Identify the rest
                 # on the next scan, from a fresh listing, so that no copy is taken for a file missed meanwhile.
                 self._tried_all = False
+                self.deferred = True
                 break
         self.waiting = waiting
         self._tried_all = self._tried_all and not waiting
