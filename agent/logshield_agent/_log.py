@@ -47,9 +47,16 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: int = logging.INFO) -> None:
+    """The agent's loggers at ``level``; the libraries' (watchdog, the cloud SDKs) at WARNING, as JSON too — without
+    a handler of their own, logging's last resort would print their messages as bare text among the JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("logshield_agent")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    own = logging.getLogger("logshield_agent")
+    own.handlers[:] = [handler]
+    own.setLevel(level)
+    own.propagate = False
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "logshield_agent", False)] + [handler]
+    handler.logshield_agent = True  # type: ignore[attr-defined]  # replaced, not added twice, on a second call
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)

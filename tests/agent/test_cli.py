@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -332,3 +333,17 @@ class TestAllocator:
         if platform.libc_ver()[0] != "glibc":
             pytest.skip("not glibc")
         assert tune_allocator() is True
+
+
+class TestOwnLogs:
+    def test_library_warnings_are_json_lines_too(self, tmp_path):
+        """A library's warning (watchdog's, an SDK's) is written as a JSON line, not as logging's bare last-resort
+        text among the agent's JSON lines; the agent's own loggers keep their level."""
+        code = ("import logging; from logshield_agent._log import setup_logging; setup_logging(); "
+                "logging.getLogger('watchdog.observers.inotify').warning('queue_events() called when inactive'); "
+                "logging.getLogger('botocore').info('not shown'); "
+                "logging.getLogger('logshield_agent.x').info('own info')")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        lines = [json.loads(line) for line in done.stderr.splitlines()]
+        assert [(d["logger"], d["message"]) for d in lines] == [
+            ("watchdog.observers.inotify", "queue_events() called when inactive"), ("logshield_agent.x", "own info")]
