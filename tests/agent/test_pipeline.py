@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from logshield_agent.pipeline import Pipeline, ShipError
 from logshield_agent.sinks.base import SinkError, SinkUnavailableError
 from logshield_agent.sinks.local import LocalDirSink
 from logshield_agent.sources.checkpoint import Checkpointer
+from logshield_agent.sources.fingerprint import fingerprint_of
 from logshield_agent.sources.fs import FileSystem
 from logshield_agent.sources.lines import PIECE_MARKER
 from logshield_agent.transforms.compress import compress
@@ -38,6 +40,14 @@ def numbered(prefix: str, n: int, start: int = 0) -> list[str]:
 
 def numbered_bytes(prefix: str, n: int) -> list[bytes]:
     return [line.encode() for line in numbered(prefix, n)]
+
+
+def write_version_1_checkpoint(tmp_path: Path, log: Path, offset: int) -> None:
+    """The state an agent of checkpoint version 1 left: ``log``'s stream, known by its first 256 bytes, at
+    ``offset``."""
+    (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
+        fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
+                                                 "path": str(log), "seen": 1.0, "intent": None}}}))
 
 
 def exactly(expected: list[bytes]) -> Counter:
@@ -111,17 +121,11 @@ class TestShipping:
     def test_version_1_checkpoint_resumes(self, tmp_path):
         """After an upgrade the version-1 checkpoint is used: only lines after its offset ship, and the stream's
         check and origin are recorded in the version-2 file."""
-        import json
-
-        from logshield_agent.sources.fingerprint import fingerprint_of
-
         log = tmp_path / "logs" / "app.log"
         make_pipeline(tmp_path)
         shipped = write(log, *numbered("a", 20))
         offset = sum(map(len, shipped))
-        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
-            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
-                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        write_version_1_checkpoint(tmp_path, log, offset)
         expected = write(log, *numbered("b", 5))
         make_pipeline(tmp_path).run_once()
         assert stored_lines(tmp_path / "store") == exactly(expected)
@@ -133,17 +137,11 @@ class TestShipping:
         """Upgrade after a rotation whose new file starts with the same banner and is already longer than the
         version-1 offset: the new file ships whole and the rotated one from that offset (version 1 knew the stream
         by its head alone; the new file has no line end at the offset)."""
-        import json
-
-        from logshield_agent.sources.fingerprint import fingerprint_of
-
         log = tmp_path / "logs" / "app.log"
         make_pipeline(tmp_path)
         write(log, HEADER, *numbered("a", 20))
         offset = log.stat().st_size
-        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
-            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
-                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        write_version_1_checkpoint(tmp_path, log, offset)
         expected = write(log, *numbered("late", 3))
         os.rename(log, tmp_path / "logs" / "app.log.1")
         expected += write(log, HEADER, *numbered("the-new-file", 40))
@@ -154,17 +152,11 @@ class TestShipping:
     def test_version_1_stream_is_not_a_file_created_after_the_upgrade(self, tmp_path):
         """A version-1 stream whose file is not there when the upgraded agent starts is not resumed by a later file
         with the same head, even one with a line end at the old offset: that file ships whole."""
-        import json
-
-        from logshield_agent.sources.fingerprint import fingerprint_of
-
         log = tmp_path / "logs" / "app.log"
         make_pipeline(tmp_path)
         write(log, HEADER, *numbered("a", 20))
         offset = log.stat().st_size
-        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
-            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
-                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        write_version_1_checkpoint(tmp_path, log, offset)
         log.unlink()
         p = make_pipeline(tmp_path)
         p.step()
@@ -178,16 +170,10 @@ class TestShipping:
     def test_version_1_stream_waits_for_a_scan_that_tried_every_file(self, tmp_path):
         """A rename racing the upgraded agent's first scan (its file is renamed between listing and opening) does
         not settle the version-1 states: the renamed file resumes its stream on the next scan, nothing twice."""
-        import json
-
-        from logshield_agent.sources.fingerprint import fingerprint_of
-
         log = tmp_path / "logs" / "app.log"
         make_pipeline(tmp_path)
         write(log, HEADER, *numbered("a", 20))
-        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
-            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": log.stat().st_size, "service": "app",
-                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        write_version_1_checkpoint(tmp_path, log, log.stat().st_size)
         expected = []
 
         class RotateWhileOpening(FileSystem):
@@ -209,17 +195,11 @@ class TestShipping:
     def test_version_1_stream_that_two_files_could_be_resumes_neither(self, tmp_path):
         """Two files there at the upgrade start alike and both have a line end at a version-1 offset: which one
         version 1 read is unknown, so both ship from byte 0 (lines twice rather than lost)."""
-        import json
-
-        from logshield_agent.sources.fingerprint import fingerprint_of
-
         log = tmp_path / "logs" / "app.log"
         make_pipeline(tmp_path)
         expected = write(log, HEADER, *numbered("a", 20))
         offset = log.stat().st_size
-        (tmp_path / "state" / "checkpoints.json").write_text(json.dumps({"version": 1, "streams": {
-            fingerprint_of(log.read_bytes()[:256]): {"fp_len": 256, "offset": offset, "service": "app",
-                                                     "path": str(log), "seen": 1.0, "intent": None}}}))
+        write_version_1_checkpoint(tmp_path, log, offset)
         os.rename(log, tmp_path / "logs" / "app.log.1")
         expected += write(log, HEADER, *numbered("b", 40))
         assert log.read_bytes()[offset - 1:offset] == b"\n"
