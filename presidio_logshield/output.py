@@ -189,9 +189,9 @@ def plain_value(value: Any, depth: int = 0) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
+    if depth >= MAX_NESTING and isinstance(value, (Mapping, list, tuple)):
+        return NESTED_TOO_DEEP
     if kind is dict:
-        if depth >= MAX_NESTING:
-            return NESTED_TOO_DEEP
         for key, item in value.items():
             if type(key) is not str or type(item) not in _PLAIN:
                 break
@@ -200,8 +200,6 @@ def plain_value(value: Any, depth: int = 0) -> Any:
         return {key if type(key) is str else _plain_key(key): plain_value(item, depth + 1)
                 for key, item in list(value.items())}
     if kind is list or kind is tuple:
-        if depth >= MAX_NESTING:
-            return NESTED_TOO_DEEP
         if all(type(item) in _PLAIN for item in value):
             return value
         items = [plain_value(item, depth + 1) for item in list(value)]
@@ -209,8 +207,6 @@ def plain_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (str, int, float)):  # subclasses: the redactor reads them as text or numbers
         return value
     if isinstance(value, tuple):  # a named tuple keeps its type: its field names act as keys
-        if depth >= MAX_NESTING:
-            return NESTED_TOO_DEEP
         items = [plain_value(item, depth + 1) for item in value]
         make = getattr(kind, "_make", None)
         try:
@@ -218,16 +214,12 @@ def plain_value(value: Any, depth: int = 0) -> Any:
         except Exception:  # noqa: BLE001 - a tuple subclass with an unusual constructor
             return tuple(items)
     if isinstance(value, Mapping):
-        if depth >= MAX_NESTING:
-            return NESTED_TOO_DEEP
         try:
             pairs = list(value.items())
         except Exception as exc:  # noqa: BLE001 - an unreadable mapping is text like any other object
             return f"<unprintable {kind.__name__}: {type(exc).__name__}>"
         return {key if type(key) is str else _plain_key(key): plain_value(item, depth + 1) for key, item in pairs}
     if isinstance(value, list):
-        if depth >= MAX_NESTING:
-            return NESTED_TOO_DEEP
         return [plain_value(item, depth + 1) for item in list(value)]
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
